@@ -1,0 +1,8 @@
+"""fastseq: fast CPU least squares, MLPs, RNNs and LSTMs.
+
+Compiled kernels (C in ``csrc/``, Cython drivers calling BLAS through SciPy) under
+scikit-learn estimators.
+"""
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
