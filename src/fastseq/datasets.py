@@ -95,6 +95,12 @@ def make_agreement(n_samples=1000, *, depth=2, n_fillers=0, output="onehot", dty
     number across the whole sentence (``2 + 4 * depth + n_fillers`` tokens) past the distractors.
     Adjectives ("fillers") spread at random before the nouns lengthen the dependency.
 
+    What is *not* at chance: anything that sees the whole sentence at once. Every verb is matched
+    to one noun, so the bag-of-words statistic (#singular nouns - #singular verbs) equals the
+    subject's number, and an MLP on the flattened one-hot sentence learns it too. The task
+    separates models by what they can carry *through time*, so compare sequence models against a
+    feed-forward network over a fixed window of the last tokens (as ``fastseq demo`` does).
+
     Parameters
     ----------
     n_samples : int, default=1000
