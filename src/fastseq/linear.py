@@ -71,8 +71,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           ``Q`` is never stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
           Error ~ ``cond(X) * eps``. A numerically rank-deficient design (equilibrated
           ``rcond < eps * max(n, p)``) gets the minimum-norm solution of the truncated problem via
-          column-pivoted QR (``geqp3``) + complete orthogonal decomposition; ``rank_`` reports
-          the rank and a ``LinAlgWarning`` is issued.
+          column-pivoted QR (``geqp3``) + complete orthogonal decomposition (the ``pinv``
+          answer of the rank-``r`` approximation); ``rank_`` reports the rank (no warning, as
+          numpy/scipy ``lstsq``: underdetermined designs and repeated rows are legitimate).
         - ``"cgls"``: :func:`fastseq.ops.cgls` (Jacobi preconditioned, ``atol = btol = tol``);
           the only choice for sparse ``X`` and :class:`~scipy.sparse.linalg.LinearOperator`.
         - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: if the predicted
@@ -369,7 +370,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         R = np.zeros((m, m), order="F")
         _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R, _rows(_QR_BLOCK_DOUBLES, m, n))
         self.n_refine_ = 0
-        return self._solve_from_r(R, p, n)
+        n_eff = n if w is None else int(np.count_nonzero(w))
+        return self._solve_from_r(R, p, n_eff)
 
     def _solve_from_r(self, R, p, n):
         m = R.shape[0]
@@ -387,12 +389,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if info != 0 or rcond < rank_tol:
             beta, rank = _lstsq.min_norm_solve(R, p, rank_tol)
             self.rank_ = rank
-            if rank < p:
-                warnings.warn(
-                    f"LinearRegression: the design is numerically rank deficient (rank {rank} of "
-                    f"{p} after centering and column equilibration, tolerance {rank_tol:.1e}); "
-                    "returning the minimum-norm least-squares solution", LinAlgWarning,
-                    stacklevel=3)
+            # Like numpy/scipy lstsq (and sklearn), a rank-deficient design gets the
+            # minimum-norm solution silently; rank_ < n_features_in_ reports it.
         return beta
 
     def _solve_cgls(self, X, Y, w, xmean, ymean, *, max_iter, accept_partial):
@@ -498,7 +496,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             st["xmean"] = st["xmean"] + (wb / wtot) * (xm_b - st["xmean"])
             st["ymean"] = st["ymean"] + (wb / wtot) * (ym_b - st["ymean"])
         st["wsum"] = wtot
-        st["n"] += n
+        st["n"] += n if w is None else int(np.count_nonzero(w))
         self._solve_stream()
         return self
 
