@@ -5,4 +5,7 @@ scikit-learn estimators.
 """
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from fastseq import ops  # noqa: E402
+from fastseq.linear import LinearRegression  # noqa: E402
+
+__all__ = ["__version__", "ops", "LinearRegression"]
