@@ -21,7 +21,7 @@ from libc.math cimport pow, isfinite
 from libc.stdint cimport int32_t
 from cython cimport floating
 
-from fastseq._blas cimport _gemv, _gemm_rm, _scal
+from fastseq._blas cimport _axpy, _dot, _gemv, _gemm_rm, _scal
 from fastseq._common cimport FASTSEQ_OK, FASTSEQ_ERR_NONFINITE
 
 import numpy as np
@@ -219,7 +219,10 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 else:
                     fs_sgd_gather_d(m, p, rows, &X[0, 0], &Xb[0, 0])
                 xb = &Xb[0, 0]
-            if k == 1:
+            if k == 1 and m == 1:
+                # R[0, 0] = scale * x @ V[0]    (dot: less call overhead than gemv for classic SGD)
+                R[0, 0] = scale * _dot(<int>p, xb, 1, &W[0, 0], 1)
+            elif k == 1:
                 # R[:, 0] = scale * Xb @ V[0]      (Xb row-major (m, p) = column-major (p, m))
                 _gemv(c'T', <int>p, <int>m, scale, xb, <int>p, &W[0, 0], 1,
                       <floating>0.0, &R[0, 0], 1)
@@ -237,7 +240,10 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 break
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
-            if k == 1:
+            if k == 1 and m == 1:
+                # V[0] -= (eta / scale) * R[0, 0] * x
+                _axpy(<int>p, <floating>(-eta / scale) * R[0, 0], xb, 1, &W[0, 0], 1)
+            elif k == 1:
                 # V[0] -= (eta / (m scale)) * R[:, 0] @ Xb
                 _gemv(c'N', <int>p, <int>m, <floating>(-eta / (m * scale)), xb, <int>p,
                       &R[0, 0], 1, <floating>1.0, &W[0, 0], 1)
