@@ -7,5 +7,6 @@ __version__ = "0.1.0"
 
 from fastseq import ops  # noqa: E402
 from fastseq.linear import LinearRegression  # noqa: E402
+from .sgd import SGDRegressor  # noqa: E402
 
-__all__ = ["__version__", "ops", "LinearRegression"]
+__all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor"]
