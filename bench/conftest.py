@@ -1,4 +1,4 @@
-"""Shared pytest configuration of the benchmark suite (also installed as fastseq/_bench/suite)."""
+"""Shared pytest configuration of the benchmark suite (also installed as fastseq/_bench/bench)."""
 
 
 def pytest_report_header(config):
