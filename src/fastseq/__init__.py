@@ -5,4 +5,6 @@ scikit-learn estimators.
 """
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from .neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+
+__all__ = ["__version__", "MLPClassifier", "MLPRegressor"]
