@@ -125,11 +125,14 @@ class _BaseMLP(BaseEstimator):
         act = _nn.ACTIVATIONS[self.activation]
         loss = _nn.LOSSES[self._loss_name]
 
+        # as scikit-learn: a fresh RandomState from random_state on every fit/partial_fit call
+        self._random_state = check_random_state(self.random_state)
         if reuse:
             params = layout.pack(self.coefs_, self.intercepts_, dtype)
         else:
-            self._random_state = check_random_state(self.random_state)
             params = self._init_params(layout, dtype)
+        if not reuse or not hasattr(self, "loss_curve_"):
+            # first training of these weights (fresh, or assigned by the user for warm_start)
             self.t_ = 0
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -372,7 +375,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @property
     def _loss_name(self):
-        return "log_loss" if self._softmax else "binary_log_loss"
+        # softmax for a multiclass target (set in fit); sigmoid outputs otherwise
+        return "log_loss" if getattr(self, "_softmax", False) else "binary_log_loss"
 
     def _validate_training_data(self, X, y, reuse, incremental, classes):
         first = not (reuse and hasattr(self, "classes_"))
@@ -453,7 +457,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Predicted labels."""
-        return self._label_binarizer.inverse_transform(self._forward(X))
+        proba = self._forward(X)
+        return self._label_binarizer.inverse_transform(proba)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -11,13 +11,14 @@ w.r.t. the output pre-activation is ``prediction - target``:
 The objective adds ``alpha / (2 n) * sum ||W_l||^2`` (weights only, n = batch rows).
 """
 import numpy as np
+from scipy.special import expit
 
 
 def activation(z, name):
     if name == "identity":
         return z.copy()
     if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)
     if name == "tanh":
         return np.tanh(z)
     if name == "relu":
@@ -42,7 +43,7 @@ def output_activation(z, loss):
     if loss == "squared_error":
         return z.copy()
     if loss == "binary_log_loss":
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
