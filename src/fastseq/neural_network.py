@@ -366,7 +366,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> from sklearn.datasets import make_classification
     >>> from fastseq import MLPClassifier
     >>> X, y = make_classification(n_samples=200, random_state=0)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0).fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=1000, random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     >>> bool(clf.score(X, y) > 0.9)
