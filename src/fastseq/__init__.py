@@ -9,4 +9,7 @@ from fastseq import ops  # noqa: E402
 from fastseq.linear import LinearRegression  # noqa: E402
 from .sgd import SGDRegressor  # noqa: E402
 
-__all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor"]
+from .neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+
+__all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor", "MLPClassifier",
+           "MLPRegressor"]
