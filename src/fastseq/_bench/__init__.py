@@ -4,7 +4,7 @@ Why inside the package: ``fastseq bench`` must work after ``pip install .`` from
 and the repository's ``bench/`` files are not importable from there. So:
 
 - the pytest-benchmark files live in the repository's ``bench/`` (one per kernel/estimator) and
-  are *also* installed as ``fastseq/_bench/suite/`` (``wheel.packages`` in pyproject.toml);
+  are *also* installed as ``fastseq/_bench/bench/`` (``wheel.packages`` in pyproject.toml);
   ``fastseq bench`` runs pytest on that copy (or on the checkout's ``bench/`` in an editable
   install) and turns the JSON into a report (:mod:`fastseq._bench.report`);
 - this module holds the one metadata convention those files follow (:func:`record`), the quick

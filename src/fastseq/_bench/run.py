@@ -33,9 +33,9 @@ markers =
 
 
 def suite_dir():
-    """The benchmark files: the installed copy (``fastseq/_bench/suite``), else -- in an editable
+    """The benchmark files: the installed copy (``fastseq/_bench/bench``), else -- in an editable
     install -- the checkout's ``bench/`` next to ``src/``."""
-    installed = Path(_bench_pkg.__file__).parent / "suite"
+    installed = Path(_bench_pkg.__file__).parent / "bench"
     if installed.is_dir() and any(installed.glob("bench_*.py")):
         return installed
     checkout = Path(fastseq.__file__).resolve().parents[2] / "bench"
@@ -84,7 +84,7 @@ def run_bench(out_dir, quick=False, keyword=None):
         return 2
     suite = suite_dir()
     if suite is None:
-        print("fastseq bench: no benchmark suite found (neither fastseq/_bench/suite nor a "
+        print("fastseq bench: no benchmark suite found (neither fastseq/_bench/bench nor a "
               "checkout's bench/ directory)", file=sys.stderr)
         return 2
     out = Path(out_dir).resolve()
