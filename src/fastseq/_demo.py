@@ -247,9 +247,10 @@ def _lstm_weights(model):
 def forget_gates(model, x):
     """Forget-gate activations (T, H) of the fitted LSTM along one sequence ``x`` (T, V), computed
     by fastseq.ops.lstm_forward with the model's weights."""
-    gates_fn = getattr(model, "gate_activations", None)
-    if callable(gates_fn):
-        return np.asarray(gates_fn(x[None])["forget"][0])
+    inspect = getattr(model, "inspect", None)
+    if callable(inspect):
+        # {"forget_gate": [per layer: (B, T, H)], ...}: first layer, the one sequence.
+        return np.asarray(inspect(x[None])["forget_gate"][0][0])
     weights = _lstm_weights(model)
     if weights is None:
         raise AttributeError("cannot find the LSTM weights on the fitted model")
