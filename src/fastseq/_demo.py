@@ -317,7 +317,7 @@ def sequence_part(say, quick, seed, out_dir):
         say(f"  MLP: {missing}")
     else:
         mlp = _make(MLP, hidden_layer_sizes=(64,), max_iter=cfg["epochs"], random_state=seed,
-                    learning_rate_init=1e-2, verbose=False, tol=0.0, n_iter_no_change=1000)
+                    learning_rate_init=1e-2, verbose=True, tol=0.0, n_iter_no_change=1000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected
             results["models"].append(_fit_report(
