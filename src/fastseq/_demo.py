@@ -65,10 +65,10 @@ def _designs(quick):
                 ("polynomial (deg 11)", "polynomial", 1000, 12, {}, 0.0),
                 ("wide (p > n)", "wide", 100, 500, {}, 0.0),
                 ("sparse CSR 1%", "sparse", 10000, 200, {"density": 0.01}, 0.1)]
-    return [("well", "well", 40000, 300, {}, 0.1),
+    return [("well", "well", 20000, 300, {}, 0.1),
             ("ill (cond 1e6, scaled)", "ill", 10000, 100, {"cond": 1e6}, 0.1),
             ("polynomial (deg 13)", "polynomial", 4000, 14, {}, 0.0),
-            ("wide (p > n)", "wide", 300, 2000, {}, 0.0),
+            ("wide (p > n)", "wide", 250, 1500, {}, 0.0),
             ("sparse CSR 0.5%", "sparse", 100000, 1000, {"density": 0.005}, 0.1)]
 
 
