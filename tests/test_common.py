@@ -10,6 +10,11 @@ sklearn_checks = pytest.importorskip("sklearn.utils.estimator_checks")
 ESTIMATORS = []
 EXPECTED_FAILED = {}
 
+# ---- least squares (issue 2) ----
+from fastseq import LinearRegression  # noqa: E402
+
+ESTIMATORS += [LinearRegression(), LinearRegression(solver="qr", alpha=0.5)]
+
 # ---- neural networks (fastseq.neural_network) ----
 from fastseq import MLPClassifier, MLPRegressor  # noqa: E402
 

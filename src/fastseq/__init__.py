@@ -5,6 +5,11 @@ scikit-learn estimators.
 """
 __version__ = "0.1.0"
 
+from fastseq import ops  # noqa: E402
+from fastseq.linear import LinearRegression  # noqa: E402
+from .sgd import SGDRegressor  # noqa: E402
+
 from .neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 
-__all__ = ["__version__", "MLPClassifier", "MLPRegressor"]
+__all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor", "MLPClassifier",
+           "MLPRegressor"]

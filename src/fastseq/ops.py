@@ -3,6 +3,10 @@
 Each area adds its functions in its own block below, imported from its private module.
 """
 
+# ---- least squares: conjugate-gradient least squares (CGLS) --------------------------------
+from fastseq._cgls_solver import CGLSResult, cgls  # noqa: E402,F401
+# ---- end CGLS -------------------------------------------------------------------------------
+
 # ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent_ops) ----
 from fastseq._recurrent_ops import (  # noqa: F401
     LSTMCache,

@@ -1,0 +1,67 @@
+/* Fused elementwise pieces of one mini-batch SGD step on the squared loss.
+ *
+ * The driver (src/fastseq/_sgd.pyx) does the matrix products with BLAS; these kernels do the
+ * O(m k) and O(nnz k) work around them. Notation for one mini-batch:
+ *   rows[0..m)      indices of the batch samples (a slice of the epoch's permutation)
+ *   X (n, p)        dense row-major, or CSR (indptr int64-like ptrdiff_t, indices int32, data)
+ *   Y (n, k)        targets, row-major;  sw (n,) sample weights
+ *   W = scale * V   coefficients (k, p) row-major, kept as a scaled vector so that the L2
+ *                   shrinkage W <- (1 - eta alpha) W is O(1) (Bottou's trick, as in sklearn)
+ *   b (k,)          intercepts
+ *   R (m, k)        residuals, row-major
+ * Losses are accumulated in double for both precisions.
+ */
+#ifndef FASTSEQ_SGD_H
+#define FASTSEQ_SGD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* On entry R[i, j] = (X[rows[i]] @ W.T)[j]. On exit R[i, j] = sw_i * (R[i, j] + b[j] - Y[rows[i], j])
+ * (the per-sample gradient factor of 0.5 * sw_i * ||r_i||^2); returns sum_i 0.5 * sw_i * ||r_i||^2
+ * evaluated before the sw scaling, i.e. the weighted batch loss. */
+double fs_sgd_residual_d(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const double *Y,
+                         const double *sw, const double *b, double *R);
+double fs_sgd_residual_f(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const float *Y,
+                         const float *sw, const float *b, float *R);
+
+/* Sparse residual: R[i, j] = scale * sum_q data[q] V[j, indices[q]] over the stored entries q of
+ * row rows[i], then the same finishing as fs_sgd_residual_* (returns the weighted batch loss). */
+double fs_sgd_csr_residual_d(ptrdiff_t m, ptrdiff_t k, ptrdiff_t p, const ptrdiff_t *rows,
+                             const ptrdiff_t *indptr, const int32_t *indices, const double *data,
+                             const double *V, double scale, const double *Y, const double *sw,
+                             const double *b, double *R);
+double fs_sgd_csr_residual_f(ptrdiff_t m, ptrdiff_t k, ptrdiff_t p, const ptrdiff_t *rows,
+                             const ptrdiff_t *indptr, const int32_t *indices, const float *data,
+                             const float *V, float scale, const float *Y, const float *sw,
+                             const float *b, float *R);
+
+/* Sparse gradient step: V[j, indices[q]] += coef * R[i, j] * data[q] for every stored entry q of
+ * every batch row i, i.e. V += coef * R.T @ X[rows]  in O(nnz(batch) * k). */
+void fs_sgd_csr_update_d(ptrdiff_t m, ptrdiff_t k, ptrdiff_t p, const ptrdiff_t *rows,
+                         const ptrdiff_t *indptr, const int32_t *indices, const double *data,
+                         const double *R, double coef, double *V);
+void fs_sgd_csr_update_f(ptrdiff_t m, ptrdiff_t k, ptrdiff_t p, const ptrdiff_t *rows,
+                         const ptrdiff_t *indptr, const int32_t *indices, const float *data,
+                         const float *R, float coef, float *V);
+
+/* Intercept step: b[j] += coef * sum_i R[i, j]. */
+void fs_sgd_intercept_d(ptrdiff_t m, ptrdiff_t k, const double *R, double coef, double *b);
+void fs_sgd_intercept_f(ptrdiff_t m, ptrdiff_t k, const float *R, float coef, float *b);
+
+/* Running mean for ASGD: avg[i] += mu * (scale * V[i] - avg[i]), mu = 1 / (number averaged). */
+void fs_sgd_average_d(ptrdiff_t len, const double *V, double scale, double mu, double *avg);
+void fs_sgd_average_f(ptrdiff_t len, const float *V, float scale, float mu, float *avg);
+
+/* Gather batch rows of a dense row-major X (n, p): Xb[i, :] = X[rows[i], :]. */
+void fs_sgd_gather_d(ptrdiff_t m, ptrdiff_t p, const ptrdiff_t *rows, const double *X, double *Xb);
+void fs_sgd_gather_f(ptrdiff_t m, ptrdiff_t p, const ptrdiff_t *rows, const float *X, float *Xb);
+
+/* 1 if rows[i] == rows[0] + i for all i < m (the batch is a contiguous block of X: no gather). */
+int fs_sgd_rows_contiguous(ptrdiff_t m, const ptrdiff_t *rows);
+
+/* 1 if every x[i] is finite. */
+int fs_all_finite_d(ptrdiff_t len, const double *x);
+int fs_all_finite_f(ptrdiff_t len, const float *x);
+
+#endif /* FASTSEQ_SGD_H */
