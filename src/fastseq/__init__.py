@@ -10,6 +10,7 @@ from fastseq.linear import LinearRegression  # noqa: E402
 from .sgd import SGDRegressor  # noqa: E402
 
 from .neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+from .recurrent import LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor  # noqa: E402
 
 __all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor", "MLPClassifier",
-           "MLPRegressor"]
+           "MLPRegressor", "RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]

@@ -163,9 +163,11 @@ cdef void _forward(const Net *net, const floating *params, const floating *x, Py
 
 cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
                         const floating *x, const floating *y, Py_ssize_t n, floating scale,
-                        floating *work, double *loss_sum) noexcept nogil:
+                        floating *work, double *loss_sum, floating *dx=NULL) noexcept nogil:
     """After _forward: summed loss and the gradient of (scale * summed loss) w.r.t. every
-    parameter, written into grads (same layout as params). Returns a fastseq status."""
+    parameter, written into grads (same layout as params), and w.r.t. the input x into dx when
+    dx is not NULL (a network stacked on top of another, e.g. a recurrent encoder, needs it).
+    Returns a fastseq status."""
     cdef int L = net.n_layers, l, status
     cdef Py_ssize_t fan_in, fan_out
     cdef floating *delta = work + _act_offset(net, L + 1)
@@ -196,6 +198,11 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
             tmp = delta
             delta = delta_prev
             delta_prev = tmp
+        elif dx != NULL:
+            # dx = delta_1 @ W_1.T
+            _gemm_rm(False, True, <int>n, <int>fan_in, <int>fan_out, <floating>1.0,
+                     delta, <int>fan_out, params + net.w_off[0], <int>fan_out,
+                     <floating>0.0, dx, <int>fan_in)
     return FASTSEQ_OK
 
 
@@ -229,18 +236,25 @@ def loss_grad(floating[::1] params, floating[::1] grads, floating[::1] work,
               const floating[:, ::1] X, const floating[:, ::1] Y,
               const Py_ssize_t[::1] sizes, const Py_ssize_t[::1] w_off,
               const Py_ssize_t[::1] b_off, Py_ssize_t n_weights, int act, int loss,
-              double alpha):
+              double alpha, floating[:, ::1] input_grad=None):
     """Objective of one batch, exactly as minimised by training, and its gradient into grads:
-    ``loss = mean data loss + alpha / (2 n) * ||W||^2`` (weights only). Returns (status, loss).
-    The workspace must be sized for X.shape[0] rows."""
+    ``loss = mean data loss + alpha / (2 n) * ||W||^2`` (weights: the first n_weights entries of
+    params). Returns (status, loss). If ``input_grad`` (shaped like X) is given, d loss / d X is
+    written to it. The workspace must be sized for X.shape[0] rows. ``w_off``/``b_off`` are
+    offsets into params, so the dense layers may be a part of a larger network's flat buffer."""
     cdef Py_ssize_t n = X.shape[0]
+    cdef floating *dx = NULL
+    if input_grad is not None:
+        if input_grad.shape[0] != X.shape[0] or input_grad.shape[1] != X.shape[1]:
+            raise ValueError("input_grad must have the shape of X")
+        dx = &input_grad[0, 0]
     cdef Net net = _make_net(sizes, w_off, b_off, n, act, loss)
     cdef double loss_sum = 0.0, sq
     cdef int status
     with nogil:
         _forward(&net, &params[0], &X[0, 0], n, &work[0])
         status = _loss_backward(&net, &params[0], &grads[0], &X[0, 0], &Y[0, 0], n,
-                                <floating>_loss_norm(&net, n), &work[0], &loss_sum)
+                                <floating>_loss_norm(&net, n), &work[0], &loss_sum, dx)
         # sq = ||W||^2 over the weight prefix of the flat buffer
         sq = _dot(<int>n_weights, &params[0], 1, &params[0], 1)
         # grads[:n_weights] += alpha / n * params[:n_weights]

@@ -117,19 +117,28 @@ def clip_scale(g, max_norm):
     return 1.0 if max_norm is None or norm <= max_norm else max_norm / norm
 
 
-def train_epoch(coefs, intercepts, X, Y, act, loss, batch_size, lr, alpha=0.0, momentum=0.9,
-                nesterov=True):
-    """One epoch of plain mini-batch SGD in NumPy (no shuffling); returns scikit-learn's
-    epoch loss (mean over samples of the batch objectives). Used by the benchmarks."""
+def train_epoch(coefs, intercepts, X, Y, act, loss, batch_size, lr, alpha=0.0, solver="adam",
+                momentum=0.9, nesterov=True, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One epoch of mini-batch training in plain NumPy (no shuffling, fresh optimizer state),
+    updating coefs/intercepts in place; returns scikit-learn's epoch loss (mean over samples of
+    the batch objectives). The baseline of the benchmarks."""
     n = X.shape[0]
-    vel = [np.zeros_like(p) for p in coefs + intercepts]
-    acc = 0.0
+    params = coefs + intercepts
+    s1 = [np.zeros_like(p) for p in params]
+    s2 = [np.zeros_like(p) for p in params]
+    acc, t = 0.0, 0
     for s in range(0, n, batch_size):
         xb, yb = X[s:s + batch_size], Y[s:s + batch_size]
         obj, gW, gb = loss_and_grad(coefs, intercepts, xb, yb, act, loss, alpha)
         acc += obj * xb.shape[0]
-        params = coefs + intercepts
+        t += 1
+        lr_t = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
         for i, (p, g) in enumerate(zip(params, gW + gb)):
-            vel[i] = momentum * vel[i] - lr * g
-            p += momentum * vel[i] - lr * g if nesterov else vel[i]
+            if solver == "adam":
+                s1[i] = beta1 * s1[i] + (1 - beta1) * g
+                s2[i] = beta2 * s2[i] + (1 - beta2) * g * g
+                p -= lr_t * s1[i] / (np.sqrt(s2[i]) + eps)
+            else:
+                s1[i] = momentum * s1[i] - lr * g
+                p += momentum * s1[i] - lr * g if nesterov else s1[i]
     return acc / n
