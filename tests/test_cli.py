@@ -163,14 +163,16 @@ def test_demo_quick(tmp_path):
     seq = result["sequences"]
     assert abs(seq["chance"] - 0.5) < 0.08
     assert abs(seq["last_noun_accuracy"] - 0.5) < 0.1
-    acc = {m["model"].split()[0]: m["test_accuracy"] for m in seq["models"]}
+    acc = {m["key"]: m["test_accuracy"] for m in seq["models"]}
     if hasattr(fastseq, "MLPClassifier"):
-        assert acc["MLP"] < 0.65  # a window of the last tokens holds no information
+        assert acc["mlp"] < 0.65  # a window of the last tokens holds no information
     if hasattr(fastseq, "LSTMClassifier"):
-        assert acc["LSTM"] > 0.85
+        assert acc["lstm"] > 0.85
         gates = np.array(seq["forget_gates"])
-        assert gates.ndim == 2 and np.all((gates >= 0) & (gates <= 1))
+        assert gates.shape[0] == len(seq["forget_gate_words"])
+        assert np.all((gates >= 0) & (gates <= 1))
         if HAVE_MPL:
             assert (out / "lstm_forget_gates.png").stat().st_size > 1000
-    if hasattr(fastseq, "RNNClassifier") and hasattr(fastseq, "LSTMClassifier"):
-        assert acc["Elman"] < acc["LSTM"] - 0.2
+    if hasattr(fastseq, "RNNClassifier"):
+        assert acc["rnn_short"] > 0.8  # the control: short dependencies are learnable
+        assert acc["rnn"] < 0.65
