@@ -259,10 +259,18 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 xmean = _lstsq.weighted_column_sums(X, w, _SUM_BLOCK) / wsum
 
         solver = self.solver
+        if operator and solver == "cholesky" and sp.issparse(X):
+            # sparse normal equations: only the (p + k)^2 Gram is dense (see Notes)
+            M = _sparse_comoment(X, Y, w, xmean, ymean, wsum)
+            n_eff = n if w is None else int(np.count_nonzero(w))
+            beta = self._solve_normal_state(M, p, n_eff)
+            self._set_coef(beta, xmean, ymean, y_ndim, dtype)
+            return self
         if operator:
             if solver not in ("auto", "cgls"):
-                raise ValueError(f"solver={solver!r} needs a dense X; sparse matrices and "
-                                 "LinearOperators are solved with solver='cgls' (or 'auto')")
+                raise ValueError(f"solver={solver!r} needs a dense X: sparse matrices are solved "
+                                 "with solver='cgls' / 'auto' (or 'cholesky' via the sparse Gram "
+                                 "matrix), LinearOperators with 'cgls' / 'auto'")
             solver = "cgls"
         beta = None
         if solver == "auto":
@@ -509,24 +517,31 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if st["kind"] == "r":
             beta = self._solve_from_r(S, p, st["n"])
         else:
-            beta, chol = self._cholesky_from_gram(S, p, st["n"], refine_possible=False)
-            if beta is not None and chol[2] < 1e-8:
-                warnings.warn(
-                    "LinearRegression.partial_fit: the streamed normal equations are ill "
-                    f"conditioned (rcond {chol[2]:.1e} of the equilibrated Gram matrix); "
-                    "expect an error ~cond(X)^2 * eps; use solver='qr' for QR accuracy",
-                    LinAlgWarning, stacklevel=3)
-            if beta is None:
-                beta = _pinv_normal_solve(S, p, float(self.alpha), st["n"])
-                warnings.warn(
-                    "LinearRegression.partial_fit: the streamed Gram matrix is singular or too ill "
-                    "conditioned for Cholesky; returning the minimum-norm solution of the normal "
-                    "equations (use solver='qr' for accuracy)", LinAlgWarning, stacklevel=3)
-                self.solver_ = "cholesky"
-                self.rank_ = None
+            beta = self._solve_normal_state(S, p, st["n"])
         xmean = st["xmean"] if self.fit_intercept else None
         ymean = st["ymean"] if self.fit_intercept else None
         self._set_coef(beta, xmean, ymean, st["y_ndim"], st["dtype"])
+
+    def _solve_normal_state(self, M, p, n):
+        """Cholesky solve of a Gram / co-moment state whose rows are gone (no refinement)."""
+        beta, chol = self._cholesky_from_gram(M, p, n, refine_possible=False)
+        if beta is not None and chol[2] < 1e-8:
+            warnings.warn(
+                "LinearRegression: normal equations without the rows (streamed or sparse) are ill "
+                f"conditioned (rcond {chol[2]:.1e} of the equilibrated Gram matrix); expect an "
+                "error ~cond(X)^2 * eps; use solver='qr' (dense) for QR accuracy",
+                LinAlgWarning, stacklevel=3)
+        if beta is None:
+            beta = _pinv_normal_solve(M, p, float(self.alpha), n)
+            warnings.warn(
+                "LinearRegression: the Gram matrix (streamed or sparse) is singular or too ill "
+                "conditioned for Cholesky; returning the minimum-norm solution of the normal "
+                "equations (use solver='qr' on dense data for accuracy)", LinAlgWarning,
+                stacklevel=3)
+            self.solver_ = "cholesky"
+            self.rank_ = None
+            self.condition_number_ = None
+        return beta
 
     # -------------------------------------------------------------------------------- predict
     def predict(self, X):
