@@ -364,7 +364,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         U, s, rcond, info = _lstsq.cholesky_factor(G, p, float(self.alpha))
         if info != 0 or (not refine_possible and rcond < 2 * _EPS):
             return None, None
-        beta = np.asfortranarray(G[:p, p:])
+        beta = np.array(G[:p, p:], order="F")  # a copy: G may be the streaming state
         _lstsq.cholesky_solve(U, s, beta)
         self.solver_ = "cholesky"
         self.rank_ = p
