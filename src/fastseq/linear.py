@@ -88,11 +88,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           below ``1e-13`` (cond(X) > ~3e6), Cholesky fails, or refinement stops contracting, it
           falls back to ``"qr"`` (no wasted work beyond the Gram matrix and the passes made).
     tol : float > 0, default=1e-10
-        Stopping tolerance of the iterative solver (``atol = btol = tol`` of CGLS). The direct
-        solvers ignore it: refinement always runs to working precision.
+        Stopping tolerance of the iterative solver (``atol = btol = tol`` of CGLS; at least
+        ``10 * eps(float32)`` for float32 ``X``, whose products CGLS runs in float32). The direct
+        solvers ignore it: they always work in float64 and refinement runs to working precision.
     max_iter : int >= 1 or None, default=None
-        Iteration limit of CGLS (None: CGLS's default, ``2 * n_features`` capped sensibly;
-        in ``"auto"`` the CGLS budget is the smaller of this and the cost-based budget).
+        Iteration limit of CGLS (None: ``max(100, 2 * n_features)``; in ``"auto"`` the CGLS
+        budget is the smaller of this and the cost-based budget).
 
     Attributes
     ----------
@@ -292,7 +293,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         elif solver == "qr":
             beta = self._solve_qr(X, Y, w, xmean, ymean)
         else:
-            beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=self.max_iter,
+            max_iter = self.max_iter if self.max_iter is not None else max(100, 2 * p)
+            beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=max_iter,
                                     accept_partial=True)
         self._set_coef(beta, xmean, ymean, y_ndim, dtype)
         return self
@@ -409,8 +411,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 return None
             raise ImportError("solver='cgls' needs fastseq._cgls_solver (fastseq.ops.cgls)")
         B = Y if ymean is None else Y - ymean
+        # CGLS runs its products in X's dtype: a float32 X cannot meet a tolerance below ~10 eps32
+        tol = max(self.tol, 10 * float(np.finfo(X.dtype).eps))
         raw, _, _ = _cgls_solve(
-            X, B, damp=float(np.sqrt(self.alpha)), atol=self.tol, btol=self.tol, conlim=1e8,
+            X, B, damp=float(np.sqrt(self.alpha)), atol=tol, btol=tol, conlim=1e8,
             max_iter=max_iter, precondition=True, sample_weight=w, column_offset=xmean)
         istop = np.asarray(raw["istop"])
         n_iter = int(np.max(raw["n_iter"]))
