@@ -37,7 +37,7 @@ _MAX_REFINE = 10
 # BLAS-3 direct solve (SYRK + POTRF): used by "auto" to price the CGLS attempt.
 _BLAS2_PENALTY = 12.0
 # Fraction of the direct solver's predicted cost that "auto" is willing to spend on CGLS first.
-_CGLS_BUDGET_FRACTION = 0.3
+_CGLS_BUDGET_FRACTION = 0.4
 _CGLS_MIN_BUDGET = 40
 
 
@@ -76,11 +76,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           numpy/scipy ``lstsq``: underdetermined designs and repeated rows are legitimate).
         - ``"cgls"``: :func:`fastseq.ops.cgls` (Jacobi preconditioned, ``atol = btol = tol``);
           the only choice for sparse ``X`` and :class:`~scipy.sparse.linalg.LinearOperator`.
-        - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: if the predicted
-          direct cost ``n p^2 + p^3 / 3`` exceeds the cost of ``40`` CGLS iterations (each priced
-          as ``12 * 4 n p`` flops, BLAS-2 being ~12x slower per flop than BLAS-3), CGLS runs first
-          with an iteration budget worth 30% of the direct cost, and its result is kept only if it
-          converged within it (so a failed attempt costs at most 1.3x the direct solve). Otherwise
+        - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: the CGLS budget
+          is 40% of the predicted direct cost ``n p^2 + p^3 / 3`` divided by the cost of one CGLS
+          iteration, priced as ``12 * 4 n p`` flops (its two memory-bound passes run ~12x slower
+          per flop than BLAS-3); if that budget is at least 40 iterations (e.g. 20000 x 10000:
+          ~97; 200000 x 500: 2, so direct), CGLS runs first and its result is kept only if it
+          converged within the budget (a failed attempt costs at most ~1.4x the direct solve,
+          which then runs from scratch). Otherwise
           (or after that) Cholesky of the equilibrated Gram matrix followed by iterative
           refinement with the true residual ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per
           step, two GEMMs per block) until the correction is below ``eps * cond(X)``; this gives
