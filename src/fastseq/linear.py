@@ -25,7 +25,7 @@ __all__ = ["LinearRegression"]
 _EPS = np.finfo(np.float64).eps
 # Row blocks are sized by doubles of packed workspace: the Gram/QR block is large enough for
 # SYRK/TPQRT to run at BLAS-3 speed; the refinement block stays in L2 while two GEMMs use it.
-_GRAM_BLOCK_DOUBLES = 1 << 19
+_GRAM_BLOCK_DOUBLES = 1 << 21
 _QR_BLOCK_DOUBLES = 1 << 20
 _REFINE_BLOCK_DOUBLES = 1 << 16
 _SUM_BLOCK = 4096
@@ -35,14 +35,21 @@ _RCOND_REFINE_MIN = 1e-13
 _MAX_REFINE = 10
 # Relative cost of one flop of a memory-bound CGLS iteration (BLAS-2) vs one flop of the
 # BLAS-3 direct solve (SYRK + POTRF): used by "auto" to price the CGLS attempt.
-_BLAS2_PENALTY = 12.0
+_BLAS2_PENALTY = 8.0
 # Fraction of the direct solver's predicted cost that "auto" is willing to spend on CGLS first.
 _CGLS_BUDGET_FRACTION = 0.4
 _CGLS_MIN_BUDGET = 40
 
 
-def _rows(n_doubles, m, n):
-    return int(max(16, min(n, n_doubles // max(m, 1))))
+def _rows(n_doubles, m, n, min_rows=16):
+    """Rows per block: ~n_doubles of packed workspace, at least min_rows, at most n."""
+    return int(max(1, min(n, max(min_rows, n_doubles // max(m, 1)))))
+
+
+# A SYRK / TPQRT block update reads and writes the whole (m, m) Gram / R: with nb rows it does
+# ~nb m^2 flops for 16 m^2 bytes of traffic, so nb >= ~2048 keeps it compute-bound for any p
+# (workspace 2048 x m doubles: 160 MB at p = 10000, 8 MB at p = 500).
+_MIN_BLAS3_ROWS = 2048
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -78,10 +85,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           the only choice for sparse ``X`` and :class:`~scipy.sparse.linalg.LinearOperator`.
         - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: the CGLS budget
           is 40% of the predicted direct cost ``n p^2 + p^3 / 3`` divided by the cost of one CGLS
-          iteration, priced as ``12 * 4 n p`` flops (its two memory-bound passes run ~12x slower
-          per flop than BLAS-3); if that budget is at least 40 iterations (e.g. 20000 x 10000:
-          ~97; 200000 x 500: 2, so direct), CGLS runs first and its result is kept only if it
-          converged within the budget (a failed attempt costs at most ~1.4x the direct solve,
+          iteration, priced as ``8 * 4 n p`` flops (its two memory-bound passes run ~8x slower
+          per flop than BLAS-3, measured here); if that budget is at least 40 iterations (e.g.
+          20000 x 10000: 145; 200000 x 500: 6, so direct), CGLS runs first and its result is
+          kept only if it converged within the budget (a failed attempt costs at most ~1.4x the direct solve,
           which then runs from scratch). Otherwise
           (or after that) Cholesky of the equilibrated Gram matrix followed by iterative
           refinement with the true residual ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per
@@ -279,7 +286,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if solver == "auto":
             budget = self._auto_cgls_budget(n, p)
             if budget is not None:
-                beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=budget, accept_partial=False)
+                beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=budget,
+                                        accept_partial=False)
             if beta is None:
                 beta = self._solve_cholesky(X, Y, w, xmean, ymean, refine=True)
             if beta is None:
@@ -333,7 +341,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         m = p + k
         sqrtw = None if w is None else np.sqrt(w)
         G = np.zeros((m, m), order="F")
-        _lstsq.augmented_gram(X, Y, xmean, ymean, sqrtw, G, _rows(_GRAM_BLOCK_DOUBLES, m, n))
+        _lstsq.augmented_gram(X, Y, xmean, ymean, sqrtw, G,
+                              _rows(_GRAM_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         beta, chol = self._cholesky_from_gram(G, p, n, refine_possible=refine)
         if beta is None or not refine:
             return beta
@@ -380,7 +389,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         m = p + Y.shape[1]
         sqrtw = None if w is None else np.sqrt(w)
         R = np.zeros((m, m), order="F")
-        _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R, _rows(_QR_BLOCK_DOUBLES, m, n))
+        _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R,
+                                  _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         self.n_refine_ = 0
         n_eff = n if w is None else int(np.count_nonzero(w))
         return self._solve_from_r(R, p, n_eff)
@@ -495,14 +505,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             if delta is not None:
                 # the Chan et al. merge term as one extra row of the stacked QR
                 _lstsq.r_update_rows(S, np.asfortranarray(np.sqrt(c) * delta[None, :]))
-            _lstsq.augmented_r_update(X, Y, xm_b, ym_b, sqrtw, S, _rows(_QR_BLOCK_DOUBLES, m, n))
+            _lstsq.augmented_r_update(X, Y, xm_b, ym_b, sqrtw, S,
+                                      _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         else:
             if sp.issparse(X):
                 Mb = _sparse_comoment(X, Y, w, xm_b, ym_b, wb)
             else:
                 Mb = np.zeros((m, m), order="F")
                 _lstsq.augmented_gram(X, Y, xm_b, ym_b, sqrtw, Mb,
-                                      _rows(_GRAM_BLOCK_DOUBLES, m, n))
+                                      _rows(_GRAM_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
             if delta is not None:
                 Mb += c * np.outer(delta, delta)
             S += Mb
