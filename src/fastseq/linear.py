@@ -88,12 +88,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           iteration, priced as ``8 * 4 n p`` flops (its two memory-bound passes run ~8x slower
           per flop than BLAS-3, measured here); if that budget is at least 40 iterations (e.g.
           20000 x 10000: 145; 200000 x 500: 6, so direct), CGLS runs first and its result is
-          kept only if it converged within the budget (a failed attempt costs at most ~1.4x the direct solve,
-          which then runs from scratch). Otherwise
-          (or after that) Cholesky of the equilibrated Gram matrix followed by iterative
-          refinement with the true residual ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per
-          step, two GEMMs per block) until the correction is below ``eps * cond(X)``; this gives
-          QR accuracy at normal-equation speed. When ``rcond`` of the equilibrated Gram matrix is
+          kept only if it converged within the budget (a failed attempt costs at most ~1.4x the
+          direct solve, which then runs from scratch). Otherwise (or after that) Cholesky of
+          the equilibrated Gram matrix followed by iterative refinement with the true residual
+          ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per step, two GEMMs per block) until
+          the correction is below ``eps * cond(X)``; this gives QR accuracy at
+          normal-equation speed. When ``rcond`` of the equilibrated Gram matrix is
           below ``1e-13`` (cond(X) > ~3e6), Cholesky fails, or refinement stops contracting, it
           falls back to ``"qr"`` (no wasted work beyond the Gram matrix and the passes made).
     tol : float > 0, default=1e-10
