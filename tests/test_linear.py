@@ -574,3 +574,17 @@ def test_pickle_clone_pipeline_gridsearch(rng):
     sk_gs = GridSearchCV(Ridge(solver="cholesky"), {"alpha": [1e-12, 1.0, 100.0]}, cv=3).fit(X, y)
     np.testing.assert_allclose(gs.cv_results_["mean_test_score"],
                                sk_gs.cv_results_["mean_test_score"], rtol=1e-8)
+
+
+def test_strided_and_list_inputs(rng):
+    X, y = _problem(rng, n=40, p=3, k=2)
+    w_big = rng.uniform(0.5, 1.5, 80)
+    w = w_big[::2]  # non-contiguous view
+    a = LinearRegression().fit(X, y, sample_weight=w)
+    b = LinearRegression().fit(X, y, sample_weight=w.copy())
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    c = LinearRegression().fit(X.tolist(), y.tolist(), sample_weight=list(w))
+    np.testing.assert_allclose(c.coef_, a.coef_, rtol=1e-14)
+    Xs = np.asfortranarray(np.repeat(X, 2, axis=1))[:, ::2]  # strided, F-ordered
+    d = LinearRegression().fit(Xs, y, sample_weight=w)
+    np.testing.assert_allclose(d.coef_, a.coef_, rtol=1e-13)

@@ -193,7 +193,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinity")
         w = None
         if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            w = np.ascontiguousarray(_check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
             if not w.any():
                 raise ValueError("sample_weight is zero for every sample; nothing to fit")
         if not sp.issparse(X):
@@ -222,8 +223,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinity")
         w = None
         if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                                     ensure_non_negative=True)
+            w = np.ascontiguousarray(_check_sample_weight(
+                sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True))
             if not w.any():
                 raise ValueError("sample_weight is zero for every sample; nothing to fit")
         return X, Y, y.ndim, w
