@@ -89,6 +89,7 @@ cdef struct State:
     Py_ssize_t n_seen    # samples seen (drives the averaging start, like sklearn's t_ - 1)
     Py_ssize_t n_avg     # number of updates averaged so far
     double loss          # sum over the epoch of 0.5 * s_i * ||r_i||^2 (before each update)
+    double first_loss    # mean loss of the first batch: the loss at the starting weights
 
 
 cdef inline double _eta(const Schedule *s, double t) noexcept nogil:
@@ -185,7 +186,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 dict schedule, double t, Py_ssize_t n_seen, Py_ssize_t n_avg):
     """One epoch of mini-batch SGD on dense X (n, p); W (k, p), b (k,) updated in place.
 
-    Returns ``(status, t, n_seen, n_avg, loss_sum)``; status is a csrc/fastseq.h code
+    Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a csrc/fastseq.h code
     (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller restores them).
     """
     cdef Schedule s = schedule
@@ -204,6 +205,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
     st.n_seen = n_seen
     st.n_avg = n_avg
     st.loss = 0.0
+    st.first_loss = 0.0
     with nogil:
         start = 0
         while start < n:
@@ -238,6 +240,8 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
             if not isfinite(st.loss):
                 status = FASTSEQ_ERR_NONFINITE
                 break
+            if start == m:
+                st.first_loss = st.loss / m
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
             if k == 1 and m == 1:
@@ -254,7 +258,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
             _after_step(&s, &st, eta, m, k, p, &R[0, 0], scale, &W[0, 0], &b[0],
                         &avg_W[0, 0], &avg_b[0])
         status = _finish(kp, k, scale, &W[0, 0], &b[0], status)
-    return status, st.t, st.n_seen, st.n_avg, st.loss
+    return status, st.t, st.n_seen, st.n_avg, st.loss, st.first_loss
 
 
 def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssize_t[::1] indptr,
@@ -281,6 +285,7 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     st.n_seen = n_seen
     st.n_avg = n_avg
     st.loss = 0.0
+    st.first_loss = 0.0
     with nogil:
         start = 0
         while start < n:
@@ -299,6 +304,8 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
             if not isfinite(st.loss):
                 status = FASTSEQ_ERR_NONFINITE
                 break
+            if start == m:
+                st.first_loss = st.loss / m
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
             # V -= (eta / (m scale)) * R.T @ X[rows]
@@ -311,4 +318,4 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
             _after_step(&s, &st, eta, m, k, p, &R[0, 0], scale, &W[0, 0], &b[0],
                         &avg_W[0, 0], &avg_b[0])
         status = _finish(kp, k, scale, &W[0, 0], &b[0], status)
-    return status, st.t, st.n_seen, st.n_avg, st.loss
+    return status, st.t, st.n_seen, st.n_avg, st.loss, st.first_loss
