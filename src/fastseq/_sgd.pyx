@@ -312,7 +312,8 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
             if start < n:
                 next_m = min(batch_size, n - start)
                 fs_sgd_prefetch_csr(next_m, &perm[start],
-                                    min(batch_size, n - start - next_m), &perm[start + next_m],
+                                    min(batch_size, n - start - next_m),
+                                    &perm[0] + start + next_m,
                                     &indptr[0], indices_ptr, <const char *>data_ptr,
                                     sizeof(floating), <const char *>&Y[0, 0],
                                     k * sizeof(floating), <const char *>&sw[0], sizeof(floating))
