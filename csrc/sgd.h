@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* On entry R[i, j] = (X[rows[i]] @ W.T)[j]. On exit R[i, j] = sw_i * (R[i, j] + b[j] - Y[rows[i], j])
- * (the per-sample gradient factor of 0.5 * sw_i * ||r_i||^2); returns sum_i 0.5 * sw_i * ||r_i||^2
- * evaluated before the sw scaling, i.e. the weighted batch loss. */
+/* On entry R[i, j] = (X[rows[i]] @ W.T)[j].
+ * On exit R[i, j] = sw_i * (R[i, j] + b[j] - Y[rows[i], j]), the per-sample gradient factor of
+ * 0.5 * sw_i * ||r_i||^2. Returns the weighted batch loss sum_i 0.5 * sw_i * ||r_i||^2. */
 double fs_sgd_residual_d(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const double *Y,
                          const double *sw, const double *b, double *R);
 double fs_sgd_residual_f(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const float *Y,

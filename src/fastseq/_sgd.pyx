@@ -198,8 +198,9 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 dict schedule, double t, Py_ssize_t n_seen, Py_ssize_t n_avg):
     """One epoch of mini-batch SGD on dense X (n, p); W (k, p), b (k,) updated in place.
 
-    Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a csrc/fastseq.h code
-    (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller restores them).
+    Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a
+    csrc/fastseq.h code (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller
+    restores them).
     """
     cdef Schedule s = schedule
     cdef State st

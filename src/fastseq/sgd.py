@@ -401,10 +401,11 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                 f"early_stopping needs a validation split of validation_fraction="
                 f"{self.validation_fraction} of {n_samples} samples: {exc}") from None
         if train.size == 0 or val.size < 2:
-            raise ValueError(f"validation_fraction={self.validation_fraction} leaves fewer than 2 "
-                             f"validation samples (or no training sample) with {n_samples} samples")
-        return (X[train], np.ascontiguousarray(Y[train]), np.ascontiguousarray(sample_weight[train]),
-                X[val], Y[val], sample_weight[val])
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves fewer than "
+                             f"2 validation samples (or no training sample) with {n_samples} "
+                             f"samples")
+        return (X[train], np.ascontiguousarray(Y[train]),
+                np.ascontiguousarray(sample_weight[train]), X[val], Y[val], sample_weight[val])
 
     def _validation_score(self, X_val, Y_val, w_val):
         coef, intercept = self._current_coef()
