@@ -817,8 +817,9 @@ _ATTRS_DOC = """
     Notes
     -----
     Divergence (non-finite loss, gradient or weight) stops training with
-    :class:`fastseq.neural_network.DivergenceWarning` and restores the weights of the start of
-    that epoch. :meth:`inspect` returns hidden states and LSTM gate activations per time step.
+    :class:`fastseq.neural_network.DivergenceWarning` and keeps the weights of the epoch with the
+    lowest training loss. :meth:`inspect` returns hidden states and LSTM gate activations per
+    time step.
 """
 
 
