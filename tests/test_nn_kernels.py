@@ -140,12 +140,13 @@ def _engine_loss_grad(coefs, intercepts, X, Y, act, loss, alpha):
     params = layout.pack(coefs, intercepts, X.dtype)
     grads = np.full_like(params, np.nan)
     work = np.full(_nn.workspace_size(sizes, X.shape[0]), np.nan, dtype=X.dtype)
+    dX = np.full_like(X, np.nan)
     status, value = _nn.loss_grad(params, grads, work, X, Y, sizes, layout.weight_offsets,
                                   layout.bias_offsets, layout.n_weights, _nn.ACTIVATIONS[act],
-                                  _nn.LOSSES[loss], alpha)
+                                  _nn.LOSSES[loss], alpha, dX)
     assert status == 0
     gw, gb = layout.views(grads)
-    return value, gw, gb
+    return value, gw, gb, dX
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -160,11 +161,11 @@ def test_network_loss_grad_vs_reference(rng, dtype, widths, n, act, loss):
     intercepts = [rng.normal(size=b).astype(dtype) for b in widths[1:]]
     X = rng.normal(size=(n, widths[0])).astype(dtype)
     Y = _targets(rng, loss, (n, widths[-1]), dtype)
-    value, gw, gb = _engine_loss_grad(coefs, intercepts, X, Y, act, loss, 0.3)
+    value, gw, gb, dX = _engine_loss_grad(coefs, intercepts, X, Y, act, loss, 0.3)
     f64 = [c.astype(np.float64) for c in coefs], [b.astype(np.float64) for b in intercepts]
-    want, rgw, rgb = ref.loss_and_grad(*f64, X.astype(np.float64), Y.astype(np.float64), act,
-                                       loss, 0.3)
+    want, rgw, rgb, rdX = ref.loss_and_grad(*f64, X.astype(np.float64), Y.astype(np.float64),
+                                            act, loss, 0.3, return_input_grad=True)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(value, want, **tol)
-    for a, b in zip(gw + gb, rgw + rgb):
+    for a, b in zip(gw + gb + [dX], rgw + rgb + [rdX]):
         np.testing.assert_allclose(a, b, **tol)

@@ -21,8 +21,9 @@ from sklearn.exceptions import ConvergenceWarning
 class DivergenceWarning(ConvergenceWarning):
     """Training produced a non-finite loss, gradient or weight and was stopped.
 
-    The estimator keeps the (finite) weights it had at the start of the epoch in which the
-    divergence happened; lower ``learning_rate_init`` or set ``max_grad_norm``.
+    The estimator keeps the (finite) weights of the epoch with the lowest training loss (with
+    early stopping: the best validation epoch; the initial weights if no epoch completed);
+    lower ``learning_rate_init`` or set ``max_grad_norm``.
     """
 
 
@@ -105,6 +106,8 @@ class EpochLoop:
         est = self.est
         early = self.validation is not None
         best_params = self.params.copy() if early else None
+        # weights of the lowest training loss so far: what a divergence falls back to
+        lowest_loss, lowest_params = np.inf, None
         lr = est._lr
         max_epochs = 1 if self.incremental else est.max_iter
         if not self.incremental:
@@ -120,6 +123,12 @@ class EpochLoop:
             est.t_ += self.n_train
             est.loss_ = loss
             est.loss_curve_.append(loss)
+            if loss < lowest_loss:
+                lowest_loss = loss
+                if lowest_params is None:
+                    lowest_params = self.params.copy()
+                else:
+                    lowest_params[...] = self.params
             if early:
                 val = float(self.score(*self.validation))
                 est.validation_scores_.append(val)
@@ -160,11 +169,15 @@ class EpochLoop:
                     "optimization hasn't converged yet.", ConvergenceWarning)
         est._lr = lr
         if diverged:
+            # the epoch already restored its starting (finite) weights; prefer the weights of
+            # the epoch with the lowest training loss (a slow blow-up passes through huge ones)
+            if lowest_params is not None and not early:
+                self.params[...] = lowest_params
             warnings.warn(
                 f"Training diverged in epoch {est.n_iter_ + 1}: a non-finite loss, gradient or "
-                "weight appeared. Training stopped; the weights from the start of that epoch "
-                "(finite) are kept. Lower learning_rate_init, or set max_grad_norm to clip "
-                "gradients.", DivergenceWarning)
+                "weight appeared. Training stopped and kept the weights of the epoch with the "
+                "lowest training loss (the initial weights if none completed). Lower "
+                "learning_rate_init, or set max_grad_norm to clip gradients.", DivergenceWarning)
         if early and np.isfinite(est.best_validation_score_):
             # restore the weights of the best validation epoch
             self.params[...] = best_params

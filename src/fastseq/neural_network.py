@@ -358,7 +358,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     -----
     Training that produces a non-finite loss, gradient or weight stops with a
     :class:`fastseq.neural_network.DivergenceWarning` (a ``ConvergenceWarning``) and keeps the
-    finite weights from the start of the failing epoch. Reaching ``max_iter`` without meeting the
+    weights of the epoch with the lowest training loss (the best validation epoch with early
+    stopping; the initial weights if no epoch completed). Reaching ``max_iter`` without meeting the
     stopping rule raises ``sklearn.exceptions.ConvergenceWarning``, as scikit-learn.
 
     Examples

@@ -22,13 +22,14 @@ backward state after the first), or one per time step (sequence tagging / seq2se
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _nn
 from ._recurrent_ops import lstm_backward, lstm_forward, rnn_backward, rnn_forward
@@ -41,6 +42,9 @@ __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
 def check_sequences(X, *, n_features=None, dtype=None):
     """Validate sequences; return ``(X_padded (n, T, F) C-contiguous float, lengths (n,) intp,
     ragged_input)``. Raises ValueError/TypeError naming the problem."""
+    if sp.issparse(X):
+        raise TypeError("sparse input is not supported: pass dense sequences (an (n, T, F) or "
+                        "(n, T) array, or a list of (T_i, F) arrays)")
     ragged_input = isinstance(X, (list, tuple)) and len(X) > 0 and not np.isscalar(X[0])
     if ragged_input:
         seqs = [np.asarray(s) for s in X]
@@ -59,11 +63,19 @@ def check_sequences(X, *, n_features=None, dtype=None):
         dt = np.result_type(*[s.dtype for s in seqs])
     else:
         arr = np.asarray(X)
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"X has dtype object with non-numeric entries ({exc})") from None
         if arr.ndim not in (2, 3):
-            raise ValueError("X must be a 3-D array (n_samples, n_timesteps, n_features), a 2-D "
+            raise ValueError("Reshape your data: X must be a 3-D array (n_samples, n_timesteps, n_features), a 2-D "
                              "array (n_samples, n_timesteps) of univariate sequences, or a list "
                              f"of (T_i, n_features) arrays; got shape {arr.shape}")
         if arr.ndim == 2:
+            if arr.shape[1] == 0 and arr.shape[0] > 0:
+                raise ValueError(f"X has no time steps: 0 feature(s) (shape={arr.shape}) while "
+                                 "a minimum of 1 is required.")
             arr = arr[:, :, None]
         seqs = None
         kinds = {arr.dtype.kind}
@@ -92,6 +104,11 @@ def check_sequences(X, *, n_features=None, dtype=None):
         raise ValueError(f"X has {out.shape[2]} features per time step, but this estimator was "
                          f"fitted with {n_features}")
     return out, lengths, ragged_input
+
+
+def _check_y_present(y):
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
 
 
 def _reverse_index(lengths, T):
@@ -520,6 +537,11 @@ class _BaseRecurrent(BaseEstimator):
 
 # ---- task heads -------------------------------------------------------------------------------
 class _ClassifierMixin(ClassifierMixin):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
     @property
     def _loss_name(self):
         return "log_loss" if getattr(self, "_softmax", False) else "binary_log_loss"
@@ -534,6 +556,7 @@ class _ClassifierMixin(ClassifierMixin):
 
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
         n, T = Xp.shape[:2]
+        _check_y_present(y)
         mode = self._target_mode(y, Xp, lengths)
         if reuse and mode != ("step" if self._per_step else "sequence"):
             raise ValueError("warm start: the target type (per sequence / per step) changed")
@@ -558,12 +581,14 @@ class _ClassifierMixin(ClassifierMixin):
         else:
             flat = np.asarray(y)
             if flat.ndim == 2 and flat.shape[1] == 1:
-                flat = flat.ravel()
+                flat = column_or_1d(flat, warn=True)
             if flat.ndim != 1:
                 raise ValueError(f"y must be 1-D (one label per sequence) or shaped like the time "
                                  f"axis {(n, T)} (one label per step), got shape {flat.shape}")
             if flat.shape[0] != n:
                 raise ValueError(f"y has {flat.shape[0]} labels, X has {n} sequences")
+        if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+            raise ValueError("Input y contains NaN or infinity")
         check_classification_targets(flat)
         if incremental and not hasattr(self, "classes_"):
             if classes is None:
@@ -649,8 +674,15 @@ class _ClassifierMixin(ClassifierMixin):
 class _RegressorMixin(RegressorMixin):
     _loss_name = "squared_error"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.required = True
+        return tags
+
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
         n, T = Xp.shape[:2]
+        _check_y_present(y)
         ragged_y = isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0])
         if ragged_y:
             ys = [np.asarray(v, dtype=float) for v in y]
@@ -665,7 +697,10 @@ class _RegressorMixin(RegressorMixin):
         else:
             arr = np.asarray(y)
             if arr.dtype.kind not in "fiub":
-                raise ValueError(f"y must be numeric, got dtype {arr.dtype}")
+                try:
+                    arr = arr.astype(np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"y must be numeric, got dtype {arr.dtype} ({exc})") from None
             if self.output != "auto":
                 mode = self.output
             else:
@@ -817,8 +852,9 @@ _ATTRS_DOC = """
     Notes
     -----
     Divergence (non-finite loss, gradient or weight) stops training with
-    :class:`fastseq.neural_network.DivergenceWarning` and restores the weights of the start of
-    that epoch. :meth:`inspect` returns hidden states and LSTM gate activations per time step.
+    :class:`fastseq.neural_network.DivergenceWarning` and keeps the weights of the epoch with the
+    lowest training loss. :meth:`inspect` returns hidden states and LSTM gate activations per
+    time step.
 """
 
 

@@ -75,8 +75,8 @@ def forward(coefs, intercepts, X, act):
     return acts
 
 
-def loss_and_grad(coefs, intercepts, X, Y, act, loss, alpha=0.0):
-    """Objective (mean loss + L2) and its gradients, by plain backpropagation."""
+def loss_and_grad(coefs, intercepts, X, Y, act, loss, alpha=0.0, return_input_grad=False):
+    """Objective (mean loss + L2) and its gradients, by plain backpropagation (and d/dX)."""
     n = X.shape[0]
     acts = forward(coefs, intercepts, X, act)
     total, delta = loss_sum_and_delta(acts[-1], Y, loss)
@@ -89,6 +89,8 @@ def loss_and_grad(coefs, intercepts, X, Y, act, loss, alpha=0.0):
         gb[l] = delta.sum(axis=0)
         if l > 0:
             delta = (delta @ coefs[l].T) * activation_derivative_from_output(acts[l], act)
+    if return_input_grad:
+        return obj, gW, gb, delta @ coefs[0].T
     return obj, gW, gb
 
 
