@@ -80,6 +80,10 @@ def test_report_ratios_sweeps_and_no_matplotlib(tmp_path, monkeypatch):
                                  tolerance=1e-5),
                     _bench_entry(g, "reference", ref, T=T, B=4),
                     _bench_entry(g, "torch", torch, T=T, B=4, agreement=2e-7, tolerance=1e-5)]
+    # A benchmark that ignores the convention still gets reported, and flagged.
+    entries.append({"group": "other", "name": "test_other[fastseq]", "params": {},
+                    "fullname": "bench_other.py::test_other[fastseq]", "extra_info": {},
+                    "stats": {"median": 1e-3, "rounds": 3}})
     (tmp_path / "b.json").write_text(json.dumps({"benchmarks": entries}))
     peak = {"float32": {"gflops": 16.0, "n": 512, "by_size": {"512": 16.0}}}
     (tmp_path / "m.json").write_text(json.dumps({"cpu": "test cpu", "gemm_peak": peak,
@@ -103,6 +107,8 @@ def test_report_ratios_sweeps_and_no_matplotlib(tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "matplotlib is not installed" in text and summary["plots"] == []
     assert "4.00×" in text and "test cpu" in text
+    assert summary["convention_problems"] == [
+        "- `bench_other.py`: extra_info lacks agreement, case, dtype, impl"]
     assert not list(tmp_path.glob("*.png"))
 
 

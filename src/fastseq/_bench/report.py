@@ -50,9 +50,14 @@ def load_rows(benchmark_json):
         for k in SIZE_KEYS:  # fall back to parametrize names
             if k not in sizes and isinstance(params.get(k), (int, float)):
                 sizes[k] = params[k]
+        missing = [k for k in ("impl", "case", "dtype") if k not in info]
+        if impl != "reference" and "agreement" not in info:
+            missing.append("agreement")
         rows.append({
             "group": group,
             "name": bench.get("name"),
+            "file": (bench.get("fullname") or "").split("::")[0],
+            "missing_keys": missing,
             "case": info.get("case") or bench.get("name", "").split("[")[0],
             "dtype": info.get("dtype") or str(params.get("dtype", "")),
             "impl": impl,
@@ -68,12 +73,36 @@ def load_rows(benchmark_json):
     return rows
 
 
+def _first_per_impl(rows):
+    """{(group, impl): row}: the first benchmark of each implementation in a group (the
+    convention allows one; duplicates are reported by :func:`convention_problems`)."""
+    first = {}
+    for row in rows:
+        first.setdefault((row["group"], row["impl"]), row)
+    return first
+
+
+def convention_problems(rows):
+    """Lines describing benchmarks that do not follow bench/README.md's convention."""
+    lines = []
+    by_file = defaultdict(set)
+    for row in rows:
+        if row["missing_keys"]:
+            by_file[row["file"] or row["name"].split("[")[0]].update(row["missing_keys"])
+    for name, keys in sorted(by_file.items()):
+        lines.append(f"- `{name}`: extra_info lacks {', '.join(sorted(keys))}")
+    counts = Counter((row["group"], row["impl"]) for row in rows)
+    for (group, impl), n in sorted(counts.items()):
+        if n > 1:
+            lines.append(f"- group `{group}` has {n} `{impl}` benchmarks (one per impl per group); "
+                         f"ratios use the first")
+    return lines
+
+
 def compute_ratios(rows, peak):
     """Add ``ratio`` (time / fastseq's time in the same group), ``gflops`` and ``peak_fraction``."""
-    fastseq_time = {}
-    for row in rows:
-        if row["impl"] == "fastseq":
-            fastseq_time.setdefault(row["group"], row["median"])
+    fastseq_time = {g: r["median"] for (g, impl), r in _first_per_impl(rows).items()
+                    if impl == "fastseq"}
     for row in rows:
         base = fastseq_time.get(row["group"])
         row["ratio"] = row["median"] / base if base else None
@@ -116,7 +145,7 @@ def case_tables(rows):
         for r in case_rows:
             if r["group"] not in groups:
                 order.append(r["group"])
-            groups[r["group"]][r["impl"]] = r
+            groups[r["group"]].setdefault(r["impl"], r)  # first per impl, as compute_ratios
         header = ["sizes", "fastseq"] + [f"{i} (×)" for i in others]
         has_flops = any(r["flops"] for r in case_rows)
         has_iter = any(r["iterations"] is not None for r in case_rows)
@@ -323,9 +352,15 @@ def write_report(out_dir, *, benchmark_json, machine_json, convergence_json=None
     else:
         md += [convergence_note or "No convergence data.", ""]
 
+    problems = convention_problems(rows)
+    if problems:
+        md += ["## Benchmarks not following the metadata convention (bench/README.md)", "",
+               *problems, ""]
+
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
     summary = {"quick": quick, "pytest": pytest_summary, "gemm_peak": peak, "rows": rows,
+               "convention_problems": problems,
                "plots": [name for *_, name in sweep_files] + ([conv_file] if conv_file else []),
                "matplotlib": plots, "convergence": curves}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:

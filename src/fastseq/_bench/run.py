@@ -111,7 +111,8 @@ def run_bench(out_dir, quick=False, keyword=None):
     timing = (["--benchmark-min-rounds=3", "--benchmark-max-time=0.1", "--benchmark-warmup=off"]
               if quick else ["--benchmark-min-rounds=5", "--benchmark-max-time=0.5",
                              "--benchmark-warmup=on"])
-    args = [sys.executable, "-m", "pytest", *files, "-c", str(ini), "--rootdir", str(out),
+    args = [sys.executable, "-m", "pytest", *files, "-c", str(ini), "--rootdir", str(suite),
+            "--durations=15",
             "--import-mode=importlib", "-p", "no:cacheprovider", "--benchmark-only",
             f"--benchmark-json={bench_json}", "--benchmark-columns=median,iqr,rounds",
             "--benchmark-sort=name", "-q", "-rfEs", *timing]
