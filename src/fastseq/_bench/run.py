@@ -113,7 +113,8 @@ def run_bench(out_dir, quick=False, keyword=None):
                              "--benchmark-warmup=on"])
     args = [sys.executable, "-m", "pytest", *files, "-c", str(ini), "--rootdir", str(suite),
             "--durations=15",
-            "--import-mode=importlib", "-p", "no:cacheprovider", "--benchmark-only",
+            "--import-mode=importlib", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--benchmark-only",
             f"--benchmark-json={bench_json}", "--benchmark-columns=median,iqr,rounds",
             "--benchmark-sort=name", "-q", "-rfEs", *timing]
     if keyword:
