@@ -402,8 +402,14 @@ def sequence_part(say, quick, seed, out_dir):
         if gates is not None:
             results["forget_gates"] = gates.tolist()
             results["forget_gate_words"] = words
-            say("  LSTM mean forget gate along the example (▁ forget … █ keep):")
-            say("    " + sparkline(gates.mean(axis=1)) + "   " + " ".join(words[:3]) + " …")
+            # The unit that stays most open after the subject is the one holding its number.
+            first_noun = next(i for i, w in enumerate(words) if w not in _ADJECTIVES and i > 0)
+            keeper = int(np.argmax(gates[first_noun + 1:].mean(axis=0)))
+            say(f"  LSTM forget gates along the example, one character per token "
+                f"(▁ forget … █ keep), from \"{' '.join(words[:first_noun + 1])} …\":")
+            say(f"    {f'mean over {gates.shape[1]} units':<22}" + sparkline(gates.mean(axis=1)))
+            say(f"    {f'unit {keeper} (most kept)':<22}" + sparkline(gates[:, keeper]))
+            results["forget_gate_keeper_unit"] = keeper
             try:
                 import matplotlib  # noqa: F401
             except ImportError:
