@@ -159,12 +159,17 @@ def test_linear_regression(benchmark, case, method):
             _make(method).fit(X, y)
 
     benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=0)
-    RESULTS.append({
+    row = {
         "case": case, "method": method, "median": benchmark.stats.stats.median,
         "nres": _normal_residual(X, y, np.asarray(est.coef_, dtype=np.float64)),
         "err": err, "rss": rss_mb, "solver_": getattr(est, "solver_", ""),
         "refine": getattr(est, "n_refine_", ""), "iters": getattr(est, "n_iter_", None),
-    })
+    }
+    RESULTS.append(row)
+    # one line per case as it finishes (the full table comes at the end of the module)
+    print(f"\n[bench_linear] {case} {method}: median {row['median']:.3f} s, normal-eq residual "
+          f"{row['nres']:.2e}, coef rel err {row['err']:.2e}, peak +{row['rss']:.0f} MB, "
+          f"solver_={row['solver_']} refine={row['refine']} iters={row['iters']}", flush=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
