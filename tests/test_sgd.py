@@ -515,3 +515,34 @@ def test_verbose_prints_epochs(rng, capsys):
     SGDRegressor(max_iter=2, tol=None, verbose=1).fit(X, y[:, 0])
     out = capsys.readouterr().out
     assert out.count("-- Epoch") == 2 and "Avg. loss" in out
+
+
+@pytest.mark.kernels
+def test_kernel_rejects_inconsistent_arguments(rng):
+    X, Y = make_problem(rng, n=10, p=3)
+    sw, W, b = np.ones(10), np.zeros((1, 3)), np.zeros(1)
+    schedule = _sgd._make_schedule(_sgd.SCHEDULE_CONSTANT, 0.01, 0.25, 0.0, 0.0, False, True, 1)
+    good = dict(perm=np.arange(10, dtype=np.intp), W=W, aW=np.zeros((1, 3)))
+    bad_cases = [dict(perm=np.array([0, 10], dtype=np.intp)),  # row index out of range
+                 dict(W=np.zeros((2, 3))),                      # coef shape
+                 dict(aW=np.zeros((1, 1)))]                     # averaging workspace shape
+    for bad in bad_cases:
+        a = {**good, **bad}
+        with pytest.raises(ValueError):
+            _sgd.epoch_dense(X, Y, sw, a["perm"], a["W"], b, a["aW"], np.zeros(1), 4, schedule,
+                             1.0, 0, 0)
+    Xs = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match="CSR"):
+        _sgd.epoch_csr(Xs.data[:-1], Xs.indices[:-1], Xs.indptr.astype(np.intp), 3, Y, sw,
+                       good["perm"], W, b, good["aW"], np.zeros(1), 4, schedule, 1.0, 0, 0)
+
+
+def test_malformed_csr_and_switching_average(rng):
+    X, y = make_problem(rng, n=20, p=4)
+    Xs = sp.csr_matrix(X)
+    Xs.indices[3] = 7  # a column beyond n_features
+    with pytest.raises(ValueError, match="malformed CSR"):
+        SGDRegressor().fit(Xs, y[:, 0])
+    reg = SGDRegressor().partial_fit(X, y[:, 0])
+    reg.set_params(average=True).partial_fit(X, y[:, 0])  # workspace re-allocated, no overflow
+    assert reg.coef_.shape == (4,) and np.isfinite(reg.coef_).all()

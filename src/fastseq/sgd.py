@@ -357,6 +357,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         check_blas_dims(n_features=n_features, n_outputs=Y.shape[1],
                         batch_x_features=min(self.batch_size, n_samples) * n_features,
                         outputs_x_features=Y.shape[1] * n_features)
+        if sp.issparse(X):
+            _check_csr_structure(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                              ensure_non_negative=True)
         sample_weight = np.ascontiguousarray(sample_weight)
@@ -447,6 +449,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         else:
             perm = np.arange(n_samples, dtype=np.intp)
         batch_size = min(int(self.batch_size), n_samples)
+        if self.average and self._average_coef.shape != self._standard_coef.shape:
+            self._reset_average()  # `average` was switched on between partial_fit calls
         # Copies to restore if this epoch diverges (O(k p), small next to an epoch).
         saved = (self._standard_coef.copy(), self._standard_intercept.copy(),
                  self._average_coef.copy(), self._average_intercept.copy())
@@ -504,6 +508,17 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
               f"{np.array2string(intercept, precision=4)}, T: {int(self.t_) - 1}, "
               f"eta: {eta:.3g}, Avg. loss: {mean_loss:.6g}, "
               f"time: {time.perf_counter() - start_time:.2f} s")
+
+
+def _check_csr_structure(X):
+    # The CSR kernel indexes the coefficients with X.indices: check them once per call
+    # (scipy does not verify them on construction).
+    indptr, indices = X.indptr, X.indices
+    if indptr.shape[0] != X.shape[0] + 1 or indptr[0] != 0 or indptr[-1] != indices.shape[0] \
+            or np.any(np.diff(indptr) < 0):
+        raise ValueError("X is a malformed CSR matrix (indptr is not a monotone 0..nnz index)")
+    if indices.size and (indices.min() < 0 or indices.max() >= X.shape[1]):
+        raise ValueError(f"X is a malformed CSR matrix: column indices outside [0, {X.shape[1]})")
 
 
 def _sgd_status(status):
