@@ -290,14 +290,16 @@ def test_averaged_minibatch_approaches_lstsq_with_noise(rng):
 
 
 # ---- scikit-learn's SGDRegressor ---------------------------------------------------------------
+@pytest.mark.parametrize("average", [False, True, 10])
 @pytest.mark.parametrize("learning_rate", ["constant", "optimal", "invscaling"])
-def test_batch_size_one_matches_sklearn_updates(rng, learning_rate):
-    # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input).
+def test_batch_size_one_matches_sklearn_updates(rng, learning_rate, average):
+    # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input),
+    # including ASGD (sklearn's lazy averaging formula vs our running mean).
     X, y = make_problem(rng, n=80, p=4)
     y = y[:, 0]
     # alpha: a stable 'optimal' rate (a diverging run would hit sklearn's residual clipping)
     params = dict(learning_rate=learning_rate, eta0=0.01, power_t=0.25, alpha=0.5,
-                  shuffle=False, max_iter=3, tol=None)
+                  shuffle=False, max_iter=3, tol=None, average=average)
     ours = SGDRegressor(batch_size=1, **params).fit(X, y)
     theirs = SkSGDRegressor(**params).fit(X, y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-10, atol=1e-12)
