@@ -548,3 +548,12 @@ def test_malformed_csr_and_switching_average(rng):
     reg = SGDRegressor().partial_fit(X, y[:, 0])
     reg.set_params(average=True).partial_fit(X, y[:, 0])  # workspace re-allocated, no overflow
     assert reg.coef_.shape == (4,) and np.isfinite(reg.coef_).all()
+
+
+def test_docstring_example():
+    import doctest
+
+    import fastseq.sgd
+
+    result = doctest.testmod(fastseq.sgd, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
