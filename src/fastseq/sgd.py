@@ -127,9 +127,10 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     -----
     Differences from scikit-learn: mini-batches (``t_`` counts batch steps, not samples);
     float32 input is trained in float32; multi-output ``y``; no clipping of the residual at 1e12
-    and no 0.01 intercept decay for sparse input; a non-finite loss or coefficient raises a
-    ``ValueError`` and restores the last finite coefficients (those at the end of the previous
-    epoch) instead of returning NaN. The stopping objective adds the penalty at the end of each
+    and no 0.01 intercept decay for sparse input; divergence (a non-finite loss or coefficient,
+    or an epoch's mean loss above 1e8 times the larger of the zero model's loss and the loss at
+    the starting weights) raises a ``ValueError`` naming the learning rate and restores the
+    coefficients of the end of the previous epoch instead of returning NaN or garbage. The stopping objective adds the penalty at the end of each
     epoch rather than after every sample.
 
     Examples
