@@ -49,9 +49,14 @@ def _make(kind):
         X = rng.standard_normal((n, DENSE_FEATURES))
         w = rng.standard_normal(DENSE_FEATURES)
     else:
-        density = SPARSE_NNZ / (N_TRAIN * SPARSE_FEATURES)
-        X = sp.random(n, SPARSE_FEATURES, density=density, format="csr", random_state=1,
-                      data_rvs=rng.standard_normal)
+        # SPARSE_NNZ / N_TRAIN = 10 entries per row at uniform random columns, built directly in
+        # CSR (scipy.sparse.random would draw from all n * p cells: gigabytes of indices).
+        per_row = SPARSE_NNZ // N_TRAIN
+        indptr = np.arange(0, n * per_row + 1, per_row)
+        indices = rng.integers(0, SPARSE_FEATURES, n * per_row)
+        X = sp.csr_matrix((rng.standard_normal(n * per_row), indices, indptr),
+                          shape=(n, SPARSE_FEATURES))
+        X.sum_duplicates()  # rare repeated columns in a row: merged, sorted indices
         w = rng.standard_normal(SPARSE_FEATURES)
     y = np.asarray(X @ w) + 1.0 + 0.5 * rng.standard_normal(n)
     return X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]

@@ -290,14 +290,16 @@ def test_averaged_minibatch_approaches_lstsq_with_noise(rng):
 
 
 # ---- scikit-learn's SGDRegressor ---------------------------------------------------------------
+@pytest.mark.parametrize("average", [False, True, 10])
 @pytest.mark.parametrize("learning_rate", ["constant", "optimal", "invscaling"])
-def test_batch_size_one_matches_sklearn_updates(rng, learning_rate):
-    # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input).
+def test_batch_size_one_matches_sklearn_updates(rng, learning_rate, average):
+    # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input),
+    # including ASGD (sklearn's lazy averaging formula vs our running mean).
     X, y = make_problem(rng, n=80, p=4)
     y = y[:, 0]
     # alpha: a stable 'optimal' rate (a diverging run would hit sklearn's residual clipping)
     params = dict(learning_rate=learning_rate, eta0=0.01, power_t=0.25, alpha=0.5,
-                  shuffle=False, max_iter=3, tol=None)
+                  shuffle=False, max_iter=3, tol=None, average=average)
     ours = SGDRegressor(batch_size=1, **params).fit(X, y)
     theirs = SkSGDRegressor(**params).fit(X, y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-10, atol=1e-12)
@@ -515,3 +517,43 @@ def test_verbose_prints_epochs(rng, capsys):
     SGDRegressor(max_iter=2, tol=None, verbose=1).fit(X, y[:, 0])
     out = capsys.readouterr().out
     assert out.count("-- Epoch") == 2 and "Avg. loss" in out
+
+
+@pytest.mark.kernels
+def test_kernel_rejects_inconsistent_arguments(rng):
+    X, Y = make_problem(rng, n=10, p=3)
+    sw, W, b = np.ones(10), np.zeros((1, 3)), np.zeros(1)
+    schedule = _sgd._make_schedule(_sgd.SCHEDULE_CONSTANT, 0.01, 0.25, 0.0, 0.0, False, True, 1)
+    good = dict(perm=np.arange(10, dtype=np.intp), W=W, aW=np.zeros((1, 3)))
+    bad_cases = [dict(perm=np.array([0, 10], dtype=np.intp)),  # row index out of range
+                 dict(W=np.zeros((2, 3))),                      # coef shape
+                 dict(aW=np.zeros((1, 1)))]                     # averaging workspace shape
+    for bad in bad_cases:
+        a = {**good, **bad}
+        with pytest.raises(ValueError):
+            _sgd.epoch_dense(X, Y, sw, a["perm"], a["W"], b, a["aW"], np.zeros(1), 4, schedule,
+                             1.0, 0, 0)
+    Xs = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match="CSR"):
+        _sgd.epoch_csr(Xs.data[:-1], Xs.indices[:-1], Xs.indptr.astype(np.intp), 3, Y, sw,
+                       good["perm"], W, b, good["aW"], np.zeros(1), 4, schedule, 1.0, 0, 0)
+
+
+def test_malformed_csr_and_switching_average(rng):
+    X, y = make_problem(rng, n=20, p=4)
+    Xs = sp.csr_matrix(X)
+    Xs.indices[3] = 7  # a column beyond n_features
+    with pytest.raises(ValueError, match="malformed CSR"):
+        SGDRegressor().fit(Xs, y[:, 0])
+    reg = SGDRegressor().partial_fit(X, y[:, 0])
+    reg.set_params(average=True).partial_fit(X, y[:, 0])  # workspace re-allocated, no overflow
+    assert reg.coef_.shape == (4,) and np.isfinite(reg.coef_).all()
+
+
+def test_docstring_example():
+    import doctest
+
+    import fastseq.sgd
+
+    result = doctest.testmod(fastseq.sgd, verbose=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -178,6 +178,33 @@ cdef inline int _finish(Py_ssize_t kp, Py_ssize_t k, floating scale, floating *V
     return status
 
 
+cdef int _check_epoch_args(Py_ssize_t n_rows, Py_ssize_t p, Py_ssize_t k, Py_ssize_t y_rows,
+                           Py_ssize_t sw_rows, const Py_ssize_t[::1] perm, Py_ssize_t w_rows,
+                           Py_ssize_t w_cols, Py_ssize_t b_len, Py_ssize_t avg_rows,
+                           Py_ssize_t avg_cols, Py_ssize_t avg_b_len, Py_ssize_t batch_size,
+                           Py_ssize_t average_start) except -1:
+    # The kernels trust every shape and index: a mismatch here would be an out-of-bounds write,
+    # so this private entry point checks them (O(n) for the permutation, small next to an epoch).
+    cdef Py_ssize_t i, bad = 0
+    if y_rows != n_rows or sw_rows != n_rows:
+        raise ValueError(f"X has {n_rows} rows but Y has {y_rows} and sample_weight {sw_rows}")
+    if w_rows != k or w_cols != p or b_len != k:
+        raise ValueError(f"coef must be ({k}, {p}) and intercept ({k},), got ({w_rows}, "
+                         f"{w_cols}) and ({b_len},)")
+    if average_start > 0 and (avg_rows != k or avg_cols != p or avg_b_len != k):
+        raise ValueError(f"averaging needs avg_coef ({k}, {p}) and avg_intercept ({k},)")
+    if batch_size < 1 or p < 1 or k < 1 or n_rows < 1:
+        raise ValueError("batch_size, n_features, n_outputs and n_samples must be >= 1")
+    with nogil:
+        for i in range(perm.shape[0]):
+            if perm[i] < 0 or perm[i] >= n_rows:
+                bad = 1
+                break
+    if bad:
+        raise ValueError(f"perm must hold row indices in [0, {n_rows})")
+    return 0
+
+
 def _make_schedule(int kind, double eta0, double power_t, double alpha, double optimal_init,
                    bint l2, bint fit_intercept, Py_ssize_t average_start):
     cdef Schedule s
@@ -213,6 +240,9 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
     cdef const Py_ssize_t *rows
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] Xb = np.empty((batch_size, p), dtype=dtype)  # gathered batch rows
+    _check_epoch_args(X.shape[0], p, k, Y.shape[0], sw.shape[0], perm, W.shape[0], W.shape[1],
+                      b.shape[0], avg_W.shape[0], avg_W.shape[1], avg_b.shape[0], batch_size,
+                      s.average_start)
     cdef floating[:, ::1] R = np.empty((batch_size, k), dtype=dtype)   # batch residuals
     st.t = t
     st.n_seen = n_seen
@@ -298,6 +328,13 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     cdef const floating *data_ptr = &data[0] if data.shape[0] > 0 else NULL
     cdef const int32_t *indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
     dtype = np.float32 if floating is float else np.float64
+    _check_epoch_args(indptr.shape[0] - 1, p, k, Y.shape[0], sw.shape[0], perm, W.shape[0],
+                      W.shape[1], b.shape[0], avg_W.shape[0], avg_W.shape[1], avg_b.shape[0],
+                      batch_size, s.average_start)
+    # CSR structure: the caller checked 0 <= indices < n_features and a monotone indptr once
+    if indices.shape[0] != data.shape[0] or indptr[0] != 0 or \
+            indptr[indptr.shape[0] - 1] != data.shape[0]:
+        raise ValueError("malformed CSR matrix: indptr, indices and data disagree")
     cdef floating[:, ::1] R = np.empty((batch_size, k), dtype=dtype)   # batch residuals
     st.t = t
     st.n_seen = n_seen

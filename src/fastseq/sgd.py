@@ -127,9 +127,10 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     -----
     Differences from scikit-learn: mini-batches (``t_`` counts batch steps, not samples);
     float32 input is trained in float32; multi-output ``y``; no clipping of the residual at 1e12
-    and no 0.01 intercept decay for sparse input; a non-finite loss or coefficient raises a
-    ``ValueError`` and restores the last finite coefficients (those at the end of the previous
-    epoch) instead of returning NaN. The stopping objective adds the penalty at the end of each
+    and no 0.01 intercept decay for sparse input; divergence (a non-finite loss or coefficient,
+    or an epoch's mean loss above 1e8 times the larger of the zero model's loss and the loss at
+    the starting weights) raises a ``ValueError`` naming the learning rate and restores the
+    coefficients of the end of the previous epoch instead of returning NaN or garbage. The stopping objective adds the penalty at the end of each
     epoch rather than after every sample.
 
     Examples
@@ -357,6 +358,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         check_blas_dims(n_features=n_features, n_outputs=Y.shape[1],
                         batch_x_features=min(self.batch_size, n_samples) * n_features,
                         outputs_x_features=Y.shape[1] * n_features)
+        if sp.issparse(X):
+            _check_csr_structure(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                              ensure_non_negative=True)
         sample_weight = np.ascontiguousarray(sample_weight)
@@ -447,6 +450,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         else:
             perm = np.arange(n_samples, dtype=np.intp)
         batch_size = min(int(self.batch_size), n_samples)
+        if self.average and self._average_coef.shape != self._standard_coef.shape:
+            self._reset_average()  # `average` was switched on between partial_fit calls
         # Copies to restore if this epoch diverges (O(k p), small next to an epoch).
         saved = (self._standard_coef.copy(), self._standard_intercept.copy(),
                  self._average_coef.copy(), self._average_intercept.copy())
@@ -504,6 +509,17 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
               f"{np.array2string(intercept, precision=4)}, T: {int(self.t_) - 1}, "
               f"eta: {eta:.3g}, Avg. loss: {mean_loss:.6g}, "
               f"time: {time.perf_counter() - start_time:.2f} s")
+
+
+def _check_csr_structure(X):
+    # The CSR kernel indexes the coefficients with X.indices: check them once per call
+    # (scipy does not verify them on construction).
+    indptr, indices = X.indptr, X.indices
+    if indptr.shape[0] != X.shape[0] + 1 or indptr[0] != 0 or indptr[-1] != indices.shape[0] \
+            or np.any(np.diff(indptr) < 0):
+        raise ValueError("X is a malformed CSR matrix (indptr is not a monotone 0..nnz index)")
+    if indices.size and (indices.min() < 0 or indices.max() >= X.shape[1]):
+        raise ValueError(f"X is a malformed CSR matrix: column indices outside [0, {X.shape[1]})")
 
 
 def _sgd_status(status):
