@@ -11,9 +11,9 @@
  *   sigmoid: 1 / (1 + exp(-z)); never overflows (the exp argument is clamped; past the clamp
  *            sigmoid is 0 or 1 to working precision up to a denormal).
  *   tanh:    |z| < 0.625: Cephes' odd rational (double) / polynomial (float) in z^2, which keeps
- *            full relative accuracy near 0 (no 1 - 2/(e^2z + 1) cancellation);
- *            |z| >= 0.625: 1 - 2 / (exp(2|z|) + 1), with |z| clamped where tanh == 1 exactly;
- *            sign restored with copysign.
+ *            full relative accuracy near 0 (no cancellation);
+ *            |z| >= 0.625: (e^{2|z|} - 1) / (e^{2|z|} + 1), with |z| clamped where tanh == 1
+ *            exactly; sign restored with copysign. One division per call.
  * NaN propagates (comparisons with NaN are false, so the clamps keep it).
  */
 #ifndef FASTSEQ_VECMATH_H
@@ -88,31 +88,37 @@ static inline float fs_vexpf(float x)
 static inline double fs_vsigmoid(double z) { return 1.0 / (1.0 + fs_vexp(-z)); }
 static inline float fs_vsigmoidf(float z) { return 1.0f / (1.0f + fs_vexpf(-z)); }
 
+/* Both branches are written as one quotient num/den so a vectorised loop pays one division:
+ *   |z| <  0.625:  tanh z = z (Q + s P) / Q,  s = z^2        (Cephes' rational form)
+ *   |z| >= 0.625:  tanh z = sign(z) (E - 1) / (E + 1),  E = e^{2|z|} >= e^{1.25}, no cancellation */
 static inline double fs_vtanh(double z)
 {
     double a = fabs(z);
-    /* small |z|: tanh z = z + z^3 P(z^2)/Q(z^2)  (Cephes tanh.c, |z| <= 0.625) */
     const double s = z * z;
     const double P = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s
                      - 1.61468768441708447952e3;
     const double Q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s
                      + 4.84406305325125486048e3;
-    const double small = z + z * s * (P / Q);
-    /* large |z|: 1 - 2/(e^{2|z|} + 1); tanh(20) == 1 in double */
-    a = a > 20.0 ? 20.0 : a;
-    const double large = copysign(1.0 - 2.0 / (fs_vexp(2.0 * a) + 1.0), z);
-    return fabs(z) < 0.625 ? small : large;
+    const int small = a < 0.625;
+    a = a > 20.0 ? 20.0 : a;                /* tanh(20) == 1 in double */
+    const double E = fs_vexp(2.0 * a);
+    const double num = small ? z * (Q + s * P) : copysign(E - 1.0, z);
+    const double den = small ? Q : E + 1.0;
+    return num / den;
 }
 
 static inline float fs_vtanhf(float z)
 {
     float a = fabsf(z);
     const float s = z * z;
+    /* Cephes tanhf: z + z^3 p(z^2) on |z| < 0.625 (a polynomial: no division needed) */
     const float small = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s
                           + 1.33314422036e-1f) * s - 3.33332819422e-1f) * s * z + z;
-    a = a > 10.0f ? 10.0f : a;
-    const float large = copysignf(1.0f - 2.0f / (fs_vexpf(2.0f * a) + 1.0f), z);
-    return fabsf(z) < 0.625f ? small : large;
+    const int is_small = a < 0.625f;
+    a = a > 10.0f ? 10.0f : a;               /* tanhf(10) == 1 in float */
+    const float E = fs_vexpf(2.0f * a);
+    const float large = copysignf((E - 1.0f) / (E + 1.0f), z);
+    return is_small ? small : large;
 }
 
 #endif /* FASTSEQ_VECMATH_H */

@@ -78,15 +78,28 @@ def all_finite(const floating[::1] a):
 
 
 # ---- shared pieces ----------------------------------------------------------------------------
+# OpenBLAS runs a gemv on two threads once m*n >= 2304*4; for the one-row (streaming) step the
+# product is a few microseconds, less than the hand-off to a second thread (and far less on a
+# busy machine), so one-row products are issued in column blocks below that size.
+DEF GEMV_BLOCK_ELEMS = 8192
+
+
 cdef inline void _recurrent_product(bint add, Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
                                     const floating *h, const floating *w_hh,
                                     floating *out) noexcept nogil:
     # out(n, width) (+)= h(n, H) @ w_hh(width, H).T ; a single row goes through gemv.
     cdef floating beta = 1.0 if add else 0.0
     cdef char trans = b'T'
+    cdef Py_ssize_t r0, rows, block
     if n == 1:
-        # out = w_hh @ h  (row-major w_hh is the column-major (H, width) matrix w_hh.T)
-        _gemv(trans, <int>H, <int>width, 1.0, w_hh, <int>H, h, 1, beta, out, 1)
+        block = max(1, GEMV_BLOCK_ELEMS // H)
+        r0 = 0
+        while r0 < width:
+            rows = min(block, width - r0)
+            # out[r0:r0+rows] (+)= w_hh[r0:r0+rows] @ h  (row-major w_hh block = column-major
+            # (H, rows) matrix, transposed by BLAS)
+            _gemv(trans, <int>H, <int>rows, 1.0, w_hh + r0 * H, <int>H, h, 1, beta, out + r0, 1)
+            r0 += rows
     else:
         _gemm_rm(False, True, <int>n, <int>width, <int>H, 1.0, h, <int>H, w_hh, <int>H,
                  beta, out, <int>width)
@@ -97,9 +110,16 @@ cdef inline void _backprop_product(Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
                                    floating *dh) noexcept nogil:
     # dh(n, H) = dz(n, width) @ w_hh(width, H)
     cdef char no_trans = b'N'
+    cdef Py_ssize_t r0, rows, block
     if n == 1:
-        # dh = w_hh.T @ dz
-        _gemv(no_trans, <int>H, <int>width, 1.0, w_hh, <int>H, dz, 1, 0.0, dh, 1)
+        block = max(1, GEMV_BLOCK_ELEMS // H)
+        r0 = 0
+        while r0 < width:
+            rows = min(block, width - r0)
+            # dh (+)= w_hh[r0:r0+rows].T @ dz[r0:r0+rows]
+            _gemv(no_trans, <int>H, <int>rows, 1.0, w_hh + r0 * H, <int>H, dz + r0, 1,
+                  <floating>(0.0 if r0 == 0 else 1.0), dh, 1)
+            r0 += rows
     else:
         _gemm_rm(False, False, <int>n, <int>H, <int>width, 1.0, dz, <int>width, w_hh, <int>H,
                  0.0, dh, <int>H)
