@@ -9,7 +9,7 @@ import pytest
 from fastseq._bench import check_agreement, pick, record
 from fastseq._gemm import gemm
 
-SIZES = pick(full=[128, 512, 1024], quick=[256])
+SIZES = pick(full=[128, 256, 512, 1024], quick=[64, 128])
 DTYPES = ["float64", "float32"]
 TOL = {"float64": 1e-12, "float32": 1e-5}
 

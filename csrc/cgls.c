@@ -10,6 +10,16 @@
  */
 #include "cgls.h"
 
+/* The portable build targets baseline x86-64 (SSE2). The fused dense loop is compute-heavy
+ * enough (two FMAs per element read) that AVX2/AVX-512 matter, so GCC builds clones for them
+ * and picks one at load time (ifunc); other compilers/targets get the baseline only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FASTSEQ_NO_CLONES)
+#define FASTSEQ_CGLS_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define FASTSEQ_CGLS_CLONES
+#endif
+
 #include <string.h>
 
 #ifdef _OPENMP
@@ -77,7 +87,7 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, double *T, doubl
 /* k > 1 : one row at a time, e (k) accumulated over the row, then T[j, :] += x_ij u.          */
 /* ------------------------------------------------------------------------------------------ */
 #define FASTSEQ_CGLS_DENSE_DEF(SUFFIX, DATA_T)                                                  \
-    int fastseq_cgls_dense_normal_##SUFFIX(                                                     \
+    FASTSEQ_CGLS_CLONES int fastseq_cgls_dense_normal_##SUFFIX(                                                     \
         ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *X, ptrdiff_t ldx,                  \
         const double *V, const double *c, const double *B, ptrdiff_t ldb, const double *w,      \
         double *T, double *sumsq, double *usum, int nthreads, double *work)                     \

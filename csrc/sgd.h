@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* On entry R[i, j] = (X[rows[i]] @ W.T)[j]. On exit R[i, j] = sw_i * (R[i, j] + b[j] - Y[rows[i], j])
- * (the per-sample gradient factor of 0.5 * sw_i * ||r_i||^2); returns sum_i 0.5 * sw_i * ||r_i||^2
- * evaluated before the sw scaling, i.e. the weighted batch loss. */
+/* On entry R[i, j] = (X[rows[i]] @ W.T)[j].
+ * On exit R[i, j] = sw_i * (R[i, j] + b[j] - Y[rows[i], j]), the per-sample gradient factor of
+ * 0.5 * sw_i * ||r_i||^2. Returns the weighted batch loss sum_i 0.5 * sw_i * ||r_i||^2. */
 double fs_sgd_residual_d(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const double *Y,
                          const double *sw, const double *b, double *R);
 double fs_sgd_residual_f(ptrdiff_t m, ptrdiff_t k, const ptrdiff_t *rows, const float *Y,
@@ -59,6 +59,20 @@ void fs_sgd_gather_f(ptrdiff_t m, ptrdiff_t p, const ptrdiff_t *rows, const floa
 
 /* 1 if rows[i] == rows[0] + i for all i < m (the batch is a contiguous block of X: no gather). */
 int fs_sgd_rows_contiguous(ptrdiff_t m, const ptrdiff_t *rows);
+
+/* Prefetch hints for upcoming mini-batches. A shuffled epoch reads rows of X (and of Y, sw) in
+ * random order, so each new row is a cache miss: issuing the loads one batch ahead hides them.
+ * Dense: rows `next` (m_next of them) of X with `row_bytes` bytes each, and their Y / sw entries.
+ * CSR: two stages, since a row's address needs indptr[row] first: indptr entries of the batch
+ * after next (`after`), data/indices of the next batch (`next`, whose indptr was prefetched one
+ * step earlier). No-ops on compilers without __builtin_prefetch. */
+void fs_sgd_prefetch_dense(ptrdiff_t m_next, const ptrdiff_t *next, const char *X,
+                           size_t row_bytes, const char *Y, size_t y_row_bytes, const char *sw,
+                           size_t sw_bytes);
+void fs_sgd_prefetch_csr(ptrdiff_t m_next, const ptrdiff_t *next, ptrdiff_t m_after,
+                         const ptrdiff_t *after, const ptrdiff_t *indptr, const int32_t *indices,
+                         const char *data, size_t data_bytes, const char *Y, size_t y_row_bytes,
+                         const char *sw, size_t sw_bytes);
 
 /* 1 if every x[i] is finite. */
 int fs_all_finite_d(ptrdiff_t len, const double *x);

@@ -29,6 +29,9 @@ from libc.string cimport memcpy
 
 import numpy as np
 
+from cython cimport floating
+
+from fastseq._blas cimport _gemm_rm, _gemv
 from fastseq._common cimport FASTSEQ_OK, fastseq_status_message
 
 
@@ -120,9 +123,14 @@ cdef class NormalOperator:
     cdef const double *B
     cdef int nthreads
     cdef double[::1] work
+    cdef bint dense_blas
+    cdef Py_ssize_t block_rows
+    cdef double[::1] ws_d          # dense BLAS path workspaces (float64 data): E block
+    cdef float[::1] ws_s           # (float32 data): V copy, E block, T block
     cdef object _keep, _A_py, _w_arr, _mu_arr, _B_arr
 
-    def __init__(self, A, B, sample_weight=None, column_offset=None, n_threads=None):
+    def __init__(self, A, B, sample_weight=None, column_offset=None, n_threads=None,
+                 dense_kernel="blas", block_bytes=262144):
         cdef const double[:, ::1] Bv = B
         cdef const double[::1] wv
         cdef const double[::1] muv
@@ -142,13 +150,30 @@ cdef class NormalOperator:
             self._mu_arr = column_offset
             self.mu = &muv[0]
         nthreads = fastseq_cgls_max_threads() if n_threads is None else int(n_threads)
-        # Threading a tiny pass costs more than it saves.
-        if self.kind == OP_PY or self.n < 256:
+        # Threading a small pass costs more than it saves (an OpenMP fork/join is ~us when cores
+        # are idle but a scheduler quantum when they are shared): below ~2e6 stored entries, 1.
+        entries = self.n * self.p if self.kind in (OP_DENSE_D, OP_DENSE_S) else (
+            0 if self.kind == OP_PY else A.nnz)
+        if self.kind == OP_PY or entries < 2_000_000:
             nthreads = 1
         self.nthreads = max(1, nthreads)
         # Per-thread slices of T and per-thread scalars (see csrc/cgls.h): allocated once per call.
         self.work = np.empty((self.nthreads - 1) * self.p * self.k + self.nthreads * 3 * self.k,
                              dtype=np.float64)
+        # Dense pass: "blas" (row blocks of ~block_bytes through GEMV/GEMM, block re-read from
+        # L2; measured faster than the C loop on this target, see bench/bench_cgls.py) or
+        # "fused_c" (csrc/cgls.c, 4-row fused loop, OpenMP over rows).
+        if dense_kernel not in ("blas", "fused_c"):
+            raise ValueError(f"dense_kernel must be 'blas' or 'fused_c', got {dense_kernel!r}")
+        self.dense_blas = dense_kernel == "blas" and self.kind in (OP_DENSE_D, OP_DENSE_S)
+        self.block_rows = max(4, min(1024, block_bytes // (self.p * A.dtype.itemsize))) \
+            if self.dense_blas else 0
+        self.block_rows = min(self.block_rows, max(self.n, 1))
+        if self.dense_blas and self.kind == OP_DENSE_D:
+            self.ws_d = np.empty(self.block_rows * self.k, dtype=np.float64)
+        elif self.dense_blas:
+            self.ws_s = np.empty(2 * self.p * self.k + self.block_rows * self.k,
+                                 dtype=np.float32)
 
     cdef _set_matrix(self, A):
         cdef const double[:, ::1] Xd
@@ -239,6 +264,22 @@ cdef class NormalOperator:
             raise RuntimeError(fastseq_status_message(st).decode())
         return colsumsq, colsum
 
+    def normal_product(self, V, bint with_b=False):
+        """Test/benchmark hook: (T, sumsq, usum) of the fused pass for V (p x ka float64);
+        with_b needs ka == k (the residual pass)."""
+        Varr = np.ascontiguousarray(V, dtype=np.float64).reshape(self.p, -1)
+        cdef Py_ssize_t ka = Varr.shape[1]
+        if with_b and ka != self.k:
+            raise ValueError("the residual pass needs V with k columns")
+        if ka > self.k:
+            raise ValueError("V has more columns than the operator's workspace")
+        cdef double[:, ::1] Vv = Varr
+        Tarr = np.zeros((self.p, ka))
+        cdef double[:, ::1] Tv = Tarr
+        cdef double[::1] c = np.zeros(ka), ss = np.zeros(ka), us = np.zeros(ka)
+        self.normal(ka, &Vv[0, 0], with_b, &c[0], &Tv[0, 0], &ss[0], &us[0])
+        return Tarr, np.asarray(ss), np.asarray(us)
+
     cdef int normal(self, Py_ssize_t ka, const double *V, bint with_b, double *c, double *T,
                     double *sumsq, double *usum) except -1 nogil:
         """T = A_c^T W (A_c V [+ B]),  sumsq = ||A_c V [+ B]||_W^2 per column (V, T: p x ka)."""
@@ -256,6 +297,17 @@ cdef class NormalOperator:
         if self.kind == OP_PY:
             with gil:
                 self._normal_py(ka, V, with_b, c, T, sumsq, usum)
+        elif self.dense_blas and self.kind == OP_DENSE_D:
+            _dense_blas_pass(<const double*>self.data, self.n, self.p, ka, self.block_rows,
+                             V, c, Bp, self.k, self.w, T, sumsq, usum, <double*>NULL,
+                             &self.ws_d[0], <double*>NULL)
+        elif self.dense_blas and not with_b:
+            # float32 data: directions through float32 BLAS (a relative perturbation ~1e-7 of
+            # the operator, which CG tolerates); the residual pass below goes through the C loop,
+            # which accumulates in float64, so the true residual is not limited by float32 sums.
+            _dense_blas_pass(<const float*>self.data, self.n, self.p, ka, self.block_rows,
+                             V, c, Bp, self.k, self.w, T, sumsq, usum, &self.ws_s[0],
+                             &self.ws_s[2 * self.p * self.k], &self.ws_s[self.p * self.k])
         elif self.kind == OP_DENSE_D:
             st = fastseq_cgls_dense_normal_d(self.n, self.p, ka, <const double*>self.data,
                                              self.ldx, V, c, Bp, self.k, self.w, T, sumsq, usum,
@@ -323,9 +375,75 @@ cdef class NormalOperator:
                 T[j * ka + l] = Tv[j, l]
 
 
+cdef void _dense_blas_pass(const floating *X, Py_ssize_t n, Py_ssize_t p, Py_ssize_t ka,
+                           Py_ssize_t nb, const double *V, const double *c, const double *B,
+                           Py_ssize_t ldb, const double *w, double *T, double *sumsq,
+                           double *usum, floating *Vf, floating *Eb, floating *Tb) noexcept nogil:
+    # One pass over X (row-major n x p) by blocks of nb rows, each block used twice while in L2:
+    #   E_b = X_b V - 1 c^T (+ B_b);  U_b = diag(w_b) E_b;  T += X_b^T U_b
+    # float64 data accumulates T in place (beta = 1); float32 data forms T_b = X_b^T U_b in
+    # float32 per block and adds it to the float64 T, so the sum over blocks is in float64.
+    cdef Py_ssize_t i0 = 0, i, l, j, nbi
+    cdef Py_ssize_t pk = p * ka
+    cdef char trans = b'T'
+    cdef char notrans = b'N'
+    cdef const floating *Vp
+    cdef double e, u
+    for l in range(ka):
+        sumsq[l] = 0.0
+        usum[l] = 0.0
+    for j in range(pk):
+        T[j] = 0.0
+    if floating is float:
+        for j in range(pk):
+            Vf[j] = <float>V[j]
+        Vp = Vf
+    else:
+        Vp = V
+    while i0 < n:
+        nbi = min(nb, n - i0)
+        if ka == 1:
+            # e_b = X[i0:i0+nbi] @ v      (row-major block = column-major p x nbi, transposed)
+            _gemv(trans, <int>p, <int>nbi, <floating>1.0, X + i0 * p, <int>p, Vp, 1,
+                  <floating>0.0, Eb, 1)
+        else:
+            # E_b = X[i0:i0+nbi] @ V
+            _gemm_rm(False, False, <int>nbi, <int>ka, <int>p, <floating>1.0, X + i0 * p, <int>p,
+                     Vp, <int>ka, <floating>0.0, Eb, <int>ka)
+        for i in range(nbi):
+            for l in range(ka):
+                e = <double>Eb[i * ka + l] - c[l]
+                if B != NULL:
+                    e = e + B[(i0 + i) * ldb + l]
+                u = w[i0 + i] * e if w != NULL else e
+                sumsq[l] += u * e
+                usum[l] += u
+                Eb[i * ka + l] = <floating>u
+        if floating is double:
+            if ka == 1:
+                # T += X[i0:i0+nbi].T @ u_b
+                _gemv(notrans, <int>p, <int>nbi, 1.0, X + i0 * p, <int>p, Eb, 1, 1.0, T, 1)
+            else:
+                # T += X[i0:i0+nbi].T @ U_b
+                _gemm_rm(True, False, <int>p, <int>ka, <int>nbi, 1.0, X + i0 * p, <int>p,
+                         Eb, <int>ka, 1.0, T, <int>ka)
+        else:
+            if ka == 1:
+                # T_b = X[i0:i0+nbi].T @ u_b
+                _gemv(notrans, <int>p, <int>nbi, <float>1.0, X + i0 * p, <int>p, Eb, 1,
+                      <float>0.0, Tb, 1)
+            else:
+                # T_b = X[i0:i0+nbi].T @ U_b
+                _gemm_rm(True, False, <int>p, <int>ka, <int>nbi, <float>1.0, X + i0 * p,
+                         <int>p, Eb, <int>ka, <float>0.0, Tb, <int>ka)
+            for j in range(pk):
+                T[j] += Tb[j]
+        i0 += nbi
+
+
 def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol,
                  double conlim, Py_ssize_t max_iter, Py_ssize_t recompute_every,
-                 Py_ssize_t history_len):
+                 Py_ssize_t history_len, double replace_drift=1e-3):
     """Run preconditioned CGLS on ``op`` from X0 (p x k float64; copied) with column scales d.
 
     Returns a dict of per-column arrays: x (p x k), istop, n_iter, r1norm, r2norm, anorm, acond,
@@ -339,6 +457,8 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     cdef double[:, ::1] x = x_arr
     cdef const double[::1] dv = d_arr
     cdef double[:, ::1] s = np.zeros((p, k))
+    cdef double[:, ::1] St = np.zeros((p, k))    # true s of the residual pass
+    cdef double[::1] f_ref = np.zeros(k)
     cdef double[:, ::1] P = np.zeros((p, k))
     cdef double[:, ::1] Tfull = np.zeros((p, k))
     cdef double[::1] Vact = np.zeros(p * k)     # active columns of P, gathered (p x ka)
@@ -368,10 +488,11 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     cdef double damp2 = damp * damp
     cdef double ctol = 1.0 / conlim if conlim > 0 else 0.0
     cdef double alpha, beta, delta, pp2, pps, xx, xs, g, tdiag, rnorm, arnorm, anorm, acond
-    cdef double xnorm, test1, test2, test3, t1, rtol, dj, xsj, wsum
-    cdef int cand, n_active, need_recompute, periodic, confirmed_any
+    cdef double xnorm, test1, test2, test3, t1, rtol, dj, xsj, wsum, drift
+    cdef int cand, n_active, need_recompute, periodic
     cdef Py_ssize_t hist_i
-    cdef Py_ssize_t last_confirm = -1, confirm_gap = 1
+    cdef Py_ssize_t[::1] last_confirm = np.full(k, -1, dtype=np.intp)
+    cdef Py_ssize_t[::1] confirm_gap = np.ones(k, dtype=np.intp)
     cdef const double *Bp
     cdef const double *wp
 
@@ -397,6 +518,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                 xx += x[j, l] * x[j, l]
                 if dv[j] > 0.0:
                     xs += (x[j, l] / dv[j]) * (x[j, l] / dv[j])
+            f_ref[l] = f[l]
             r2o[l] = sqrt(f[l])
             r1o[l] = sqrt(max(f[l] - damp2 * xx, 0.0))
             aro[l] = sqrt(g)
@@ -474,29 +596,36 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                 if cand != 0:
                     tentative[l] = cand
                     need_recompute = 1
+                elif f[l] < 1e-6 * f_ref[l]:
+                    # f = f_ref - sum(alpha gamma) has lost ~6 of its digits to cancellation
+                    # (absolute error ~ eps f_ref): refresh it before trusting S1/S2 on it.
+                    tentative[l] = 9
+                    need_recompute = 1
             periodic = recompute_every > 0 and itn % recompute_every == 0
             if need_recompute and not periodic:
-                # throttle confirmations that keep failing (stagnation at the accuracy floor)
+                # confirmations of S1/S2 that keep failing (stagnation at the accuracy floor)
+                # are throttled; refreshes, breakdowns and the final limits are not.
                 need_recompute = 0
                 for a in range(ka):
                     l = cols[a]
-                    if tentative[l] == 3 or tentative[l] == 6 or tentative[l] == 7:
+                    if tentative[l] == 3 or tentative[l] == 6 or tentative[l] == 7 \
+                            or tentative[l] == 9:
                         need_recompute = 1
-                if itn - last_confirm >= confirm_gap:
-                    need_recompute = 1
-                if need_recompute:
-                    last_confirm = itn
+                    elif tentative[l] != 0 and itn - last_confirm[l] >= confirm_gap[l]:
+                        need_recompute = 1
             if periodic or need_recompute:
-                # residual replacement: true s and f for every column
-                _residual_pass(op, x, s, Vneg, cbuf, Tfull, sumsq, usum, f, damp2, p, k)
-                confirmed_any = 0
+                # true s and f for every column (one fused pass with V = -x, B = b)
+                _residual_pass(op, x, St, Vneg, cbuf, Tfull, sumsq, usum, f, damp2, p, k)
                 for a in range(ka):
                     l = cols[a]
+                    f_ref[l] = f[l]
                     g = 0.0
+                    drift = 0.0
                     for j in range(p):
-                        g += dv[j] * dv[j] * s[j, l] * s[j, l]
-                    gamma_new[l] = g
-                    if tentative[l] != 0:
+                        g += dv[j] * dv[j] * St[j, l] * St[j, l]
+                        drift += dv[j] * dv[j] * (St[j, l] - s[j, l]) * (St[j, l] - s[j, l])
+                    if tentative[l] != 0 and tentative[l] != 9:
+                        last_confirm[l] = itn
                         cand = _lsqr_tests(l, x, dv, p, sqrt(max(f[l], 0.0)), sqrt(g),
                                            anorm2[l], ddnorm[l], bnorm[l], atol, btol, ctol,
                                            itn >= max_iter, &xno[l])
@@ -505,9 +634,15 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                         if cand != 0:
                             istop[l] = cand
                             active[l] = 0
-                            confirmed_any = 1
-                if not periodic and not confirmed_any:
-                    confirm_gap = min(2 * confirm_gap, max(recompute_every, 1))
+                        else:
+                            confirm_gap[l] = min(2 * confirm_gap[l], max(recompute_every, 1))
+                    # Residual replacement s <- true s when the recurrence has drifted (or the
+                    # column stops, so its final numbers are the true ones). Replacing on every
+                    # pass would perturb the conjugacy of p more than the drift costs.
+                    if not active[l] or drift > replace_drift * replace_drift * g:
+                        for j in range(p):
+                            s[j, l] = St[j, l]
+                        gamma_new[l] = g
             # finish the iteration for the columns still running
             for a in range(ka):
                 l = cols[a]

@@ -127,7 +127,7 @@ def _check_vector(v, name, length, *, nonnegative=False):
 
 def _cgls_solve(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, max_iter=None,
                 precondition=True, sample_weight=None, column_offset=None, recompute_every=50,
-                n_threads=None):
+                n_threads=None, dense_kernel="blas"):
     """Validate, then run the compiled CGLS; return ``(raw, one_d, dtype)``.
 
     ``raw`` is a dict of per-column arrays: ``x`` (p, k) float64, ``istop``, ``n_iter``,
@@ -149,7 +149,11 @@ def _cgls_solve(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, ma
         Period of the true-residual pass (residual replacement); 0 disables the periodic pass
         (it still happens before any column is declared converged).
     n_threads : int or None
-        OpenMP threads of the fused kernels (None: the OpenMP default).
+        OpenMP threads of the fused C kernels (None: the OpenMP default). The dense BLAS path
+        follows the BLAS thread count (threadpoolctl).
+    dense_kernel : {"blas", "fused_c"}
+        Dense pass implementation: row blocks through GEMV/GEMM (default, faster here) or the
+        fused C loop of csrc/cgls.c (benchmarks and tests).
     """
     kind, op_A, dtype = _as_operand(A)
     n, p = (int(s) for s in op_A.shape)
@@ -188,7 +192,8 @@ def _cgls_solve(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, ma
                                                          nonnegative=True)
     mu = None if column_offset is None else _check_vector(column_offset, "column_offset", p)
 
-    op = _cgls.NormalOperator(op_A, B, sample_weight=w, column_offset=mu, n_threads=n_threads)
+    op = _cgls.NormalOperator(op_A, B, sample_weight=w, column_offset=mu, n_threads=n_threads,
+                              dense_kernel=dense_kernel)
     d = np.ones(p)
     if kind != "operator":
         # One pass: weighted column sums of squares and sums; they also detect NaN/inf in A

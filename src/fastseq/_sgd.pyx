@@ -17,7 +17,7 @@ running mean of W over the updates after `average_start` samples is kept in avg_
 Everything runs without the GIL; workspaces are allocated once per call. The caller (Python)
 validates shapes, dtypes and finiteness and owns the copies it may need to restore on divergence.
 """
-from libc.math cimport pow, isfinite
+from libc.math cimport pow, sqrt, isfinite
 from libc.stdint cimport int32_t
 from cython cimport floating
 
@@ -69,6 +69,13 @@ cdef extern from "sgd.h" nogil:
     void fs_sgd_gather_f(Py_ssize_t m, Py_ssize_t p, const Py_ssize_t *rows, const float *X,
                          float *Xb)
     int fs_sgd_rows_contiguous(Py_ssize_t m, const Py_ssize_t *rows)
+    void fs_sgd_prefetch_dense(Py_ssize_t m_next, const Py_ssize_t *next, const char *X,
+                               size_t row_bytes, const char *Y, size_t y_row_bytes,
+                               const char *sw, size_t sw_bytes)
+    void fs_sgd_prefetch_csr(Py_ssize_t m_next, const Py_ssize_t *next, Py_ssize_t m_after,
+                             const Py_ssize_t *after, const Py_ssize_t *indptr,
+                             const int32_t *indices, const char *data, size_t data_bytes,
+                             const char *Y, size_t y_row_bytes, const char *sw, size_t sw_bytes)
     int fs_all_finite_d(Py_ssize_t n, const double *x)
     int fs_all_finite_f(Py_ssize_t n, const float *x)
 
@@ -89,6 +96,7 @@ cdef struct State:
     Py_ssize_t n_seen    # samples seen (drives the averaging start, like sklearn's t_ - 1)
     Py_ssize_t n_avg     # number of updates averaged so far
     double loss          # sum over the epoch of 0.5 * s_i * ||r_i||^2 (before each update)
+    double first_loss    # mean loss of the first batch: the loss at the starting weights
 
 
 cdef inline double _eta(const Schedule *s, double t) noexcept nogil:
@@ -97,6 +105,11 @@ cdef inline double _eta(const Schedule *s, double t) noexcept nogil:
     if s.kind == _OPTIMAL:
         return 1.0 / (s.alpha * (s.optimal_init + t - 1.0))
     if s.kind == _INVSCALING:
+        # pow() is ~80 ns, as much as a whole sparse step: the common exponents use sqrt
+        if s.power_t == 0.25:
+            return s.eta0 / sqrt(sqrt(t))
+        if s.power_t == 0.5:
+            return s.eta0 / sqrt(t)
         return s.eta0 / pow(t, s.power_t)
     return s.eta0
 
@@ -185,8 +198,9 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 dict schedule, double t, Py_ssize_t n_seen, Py_ssize_t n_avg):
     """One epoch of mini-batch SGD on dense X (n, p); W (k, p), b (k,) updated in place.
 
-    Returns ``(status, t, n_seen, n_avg, loss_sum)``; status is a csrc/fastseq.h code
-    (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller restores them).
+    Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a
+    csrc/fastseq.h code (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller
+    restores them).
     """
     cdef Schedule s = schedule
     cdef State st
@@ -204,12 +218,18 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
     st.n_seen = n_seen
     st.n_avg = n_avg
     st.loss = 0.0
+    st.first_loss = 0.0
     with nogil:
         start = 0
         while start < n:
             m = min(batch_size, n - start)
             rows = &perm[start]
             start += m
+            if start < n:
+                fs_sgd_prefetch_dense(min(batch_size, n - start), &perm[start],
+                                      <const char *>&X[0, 0], p * sizeof(floating),
+                                      <const char *>&Y[0, 0], k * sizeof(floating),
+                                      <const char *>&sw[0], sizeof(floating))
             if fs_sgd_rows_contiguous(m, rows):
                 xb = &X[rows[0], 0]
             else:
@@ -238,6 +258,8 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
             if not isfinite(st.loss):
                 status = FASTSEQ_ERR_NONFINITE
                 break
+            if start == m:
+                st.first_loss = st.loss / m
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
             if k == 1 and m == 1:
@@ -254,7 +276,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
             _after_step(&s, &st, eta, m, k, p, &R[0, 0], scale, &W[0, 0], &b[0],
                         &avg_W[0, 0], &avg_b[0])
         status = _finish(kp, k, scale, &W[0, 0], &b[0], status)
-    return status, st.t, st.n_seen, st.n_avg, st.loss
+    return status, st.t, st.n_seen, st.n_avg, st.loss, st.first_loss
 
 
 def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssize_t[::1] indptr,
@@ -267,7 +289,7 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     cdef Schedule s = schedule
     cdef State st
     cdef Py_ssize_t n = perm.shape[0], p = n_features, k = Y.shape[1]
-    cdef Py_ssize_t start, m, kp = k * p
+    cdef Py_ssize_t start, m, next_m, kp = k * p
     cdef int status = FASTSEQ_OK
     cdef double eta
     cdef floating scale = 1
@@ -281,12 +303,21 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     st.n_seen = n_seen
     st.n_avg = n_avg
     st.loss = 0.0
+    st.first_loss = 0.0
     with nogil:
         start = 0
         while start < n:
             m = min(batch_size, n - start)
             rows = &perm[start]
             start += m
+            if start < n:
+                next_m = min(batch_size, n - start)
+                fs_sgd_prefetch_csr(next_m, &perm[start],
+                                    min(batch_size, n - start - next_m),
+                                    &perm[0] + start + next_m,
+                                    &indptr[0], indices_ptr, <const char *>data_ptr,
+                                    sizeof(floating), <const char *>&Y[0, 0],
+                                    k * sizeof(floating), <const char *>&sw[0], sizeof(floating))
             # R = sw[rows, None] * (scale * X[rows] @ V.T + b - Y[rows]);  loss += 0.5 sw ||r||^2
             if floating is float:
                 st.loss += fs_sgd_csr_residual_f(m, k, p, rows, &indptr[0], indices_ptr,
@@ -299,6 +330,8 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
             if not isfinite(st.loss):
                 status = FASTSEQ_ERR_NONFINITE
                 break
+            if start == m:
+                st.first_loss = st.loss / m
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
             # V -= (eta / (m scale)) * R.T @ X[rows]
@@ -311,4 +344,4 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
             _after_step(&s, &st, eta, m, k, p, &R[0, 0], scale, &W[0, 0], &b[0],
                         &avg_W[0, 0], &avg_b[0])
         status = _finish(kp, k, scale, &W[0, 0], &b[0], status)
-    return status, st.t, st.n_seen, st.n_avg, st.loss
+    return status, st.t, st.n_seen, st.n_avg, st.loss, st.first_loss

@@ -25,7 +25,7 @@ __all__ = ["LinearRegression"]
 _EPS = np.finfo(np.float64).eps
 # Row blocks are sized by doubles of packed workspace: the Gram/QR block is large enough for
 # SYRK/TPQRT to run at BLAS-3 speed; the refinement block stays in L2 while two GEMMs use it.
-_GRAM_BLOCK_DOUBLES = 1 << 19
+_GRAM_BLOCK_DOUBLES = 1 << 21
 _QR_BLOCK_DOUBLES = 1 << 20
 _REFINE_BLOCK_DOUBLES = 1 << 16
 _SUM_BLOCK = 4096
@@ -35,14 +35,21 @@ _RCOND_REFINE_MIN = 1e-13
 _MAX_REFINE = 10
 # Relative cost of one flop of a memory-bound CGLS iteration (BLAS-2) vs one flop of the
 # BLAS-3 direct solve (SYRK + POTRF): used by "auto" to price the CGLS attempt.
-_BLAS2_PENALTY = 12.0
+_BLAS2_PENALTY = 8.0
 # Fraction of the direct solver's predicted cost that "auto" is willing to spend on CGLS first.
-_CGLS_BUDGET_FRACTION = 0.3
+_CGLS_BUDGET_FRACTION = 0.4
 _CGLS_MIN_BUDGET = 40
 
 
-def _rows(n_doubles, m, n):
-    return int(max(16, min(n, n_doubles // max(m, 1))))
+def _rows(n_doubles, m, n, min_rows=16):
+    """Rows per block: ~n_doubles of packed workspace, at least min_rows, at most n."""
+    return int(max(1, min(n, max(min_rows, n_doubles // max(m, 1)))))
+
+
+# A SYRK / TPQRT block update reads and writes the whole (m, m) Gram / R: with nb rows it does
+# ~nb m^2 flops for 16 m^2 bytes of traffic, so nb >= ~2048 keeps it compute-bound for any p
+# (workspace 2048 x m doubles: 160 MB at p = 10000, 8 MB at p = 500).
+_MIN_BLAS3_ROWS = 2048
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -76,23 +83,26 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           numpy/scipy ``lstsq``: underdetermined designs and repeated rows are legitimate).
         - ``"cgls"``: :func:`fastseq.ops.cgls` (Jacobi preconditioned, ``atol = btol = tol``);
           the only choice for sparse ``X`` and :class:`~scipy.sparse.linalg.LinearOperator`.
-        - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: if the predicted
-          direct cost ``n p^2 + p^3 / 3`` exceeds the cost of ``40`` CGLS iterations (each priced
-          as ``12 * 4 n p`` flops, BLAS-2 being ~12x slower per flop than BLAS-3), CGLS runs first
-          with an iteration budget worth 30% of the direct cost, and its result is kept only if it
-          converged within it (so a failed attempt costs at most 1.3x the direct solve). Otherwise
-          (or after that) Cholesky of the equilibrated Gram matrix followed by iterative
-          refinement with the true residual ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per
-          step, two GEMMs per block) until the correction is below ``eps * cond(X)``; this gives
-          QR accuracy at normal-equation speed. When ``rcond`` of the equilibrated Gram matrix is
+        - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: the CGLS budget
+          is 40% of the predicted direct cost ``n p^2 + p^3 / 3`` divided by the cost of one CGLS
+          iteration, priced as ``8 * 4 n p`` flops (its two memory-bound passes run ~8x slower
+          per flop than BLAS-3, measured here); if that budget is at least 40 iterations (e.g.
+          20000 x 10000: 145; 200000 x 500: 6, so direct), CGLS runs first and its result is
+          kept only if it converged within the budget (a failed attempt costs at most ~1.4x the
+          direct solve, which then runs from scratch). Otherwise (or after that) Cholesky of
+          the equilibrated Gram matrix followed by iterative refinement with the true residual
+          ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per step, two GEMMs per block) until
+          the correction is below ``eps * cond(X)``; this gives QR accuracy at
+          normal-equation speed. When ``rcond`` of the equilibrated Gram matrix is
           below ``1e-13`` (cond(X) > ~3e6), Cholesky fails, or refinement stops contracting, it
           falls back to ``"qr"`` (no wasted work beyond the Gram matrix and the passes made).
     tol : float > 0, default=1e-10
-        Stopping tolerance of the iterative solver (``atol = btol = tol`` of CGLS). The direct
-        solvers ignore it: refinement always runs to working precision.
+        Stopping tolerance of the iterative solver (``atol = btol = tol`` of CGLS; at least
+        ``10 * eps(float32)`` for float32 ``X``, whose products CGLS runs in float32). The direct
+        solvers ignore it: they always work in float64 and refinement runs to working precision.
     max_iter : int >= 1 or None, default=None
-        Iteration limit of CGLS (None: CGLS's default, ``2 * n_features`` capped sensibly;
-        in ``"auto"`` the CGLS budget is the smaller of this and the cost-based budget).
+        Iteration limit of CGLS (None: ``max(100, 2 * n_features)``; in ``"auto"`` the CGLS
+        budget is the smaller of this and the cost-based budget).
 
     Attributes
     ----------
@@ -183,7 +193,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinity")
         w = None
         if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            w = np.ascontiguousarray(_check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
             if not w.any():
                 raise ValueError("sample_weight is zero for every sample; nothing to fit")
         if not sp.issparse(X):
@@ -212,8 +223,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinity")
         w = None
         if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                                     ensure_non_negative=True)
+            w = np.ascontiguousarray(_check_sample_weight(
+                sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True))
             if not w.any():
                 raise ValueError("sample_weight is zero for every sample; nothing to fit")
         return X, Y, y.ndim, w
@@ -259,16 +270,25 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 xmean = _lstsq.weighted_column_sums(X, w, _SUM_BLOCK) / wsum
 
         solver = self.solver
+        if operator and solver == "cholesky" and sp.issparse(X):
+            # sparse normal equations: only the (p + k)^2 Gram is dense (see Notes)
+            M = _sparse_comoment(X, Y, w, xmean, ymean, wsum)
+            n_eff = n if w is None else int(np.count_nonzero(w))
+            beta = self._solve_normal_state(M, p, n_eff)
+            self._set_coef(beta, xmean, ymean, y_ndim, dtype)
+            return self
         if operator:
             if solver not in ("auto", "cgls"):
-                raise ValueError(f"solver={solver!r} needs a dense X; sparse matrices and "
-                                 "LinearOperators are solved with solver='cgls' (or 'auto')")
+                raise ValueError(f"solver={solver!r} needs a dense X: sparse matrices are solved "
+                                 "with solver='cgls' / 'auto' (or 'cholesky' via the sparse Gram "
+                                 "matrix), LinearOperators with 'cgls' / 'auto'")
             solver = "cgls"
         beta = None
         if solver == "auto":
             budget = self._auto_cgls_budget(n, p)
             if budget is not None:
-                beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=budget, accept_partial=False)
+                beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=budget,
+                                        accept_partial=False)
             if beta is None:
                 beta = self._solve_cholesky(X, Y, w, xmean, ymean, refine=True)
             if beta is None:
@@ -284,7 +304,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         elif solver == "qr":
             beta = self._solve_qr(X, Y, w, xmean, ymean)
         else:
-            beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=self.max_iter,
+            max_iter = self.max_iter if self.max_iter is not None else max(100, 2 * p)
+            beta = self._solve_cgls(X, Y, w, xmean, ymean, max_iter=max_iter,
                                     accept_partial=True)
         self._set_coef(beta, xmean, ymean, y_ndim, dtype)
         return self
@@ -321,7 +342,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         m = p + k
         sqrtw = None if w is None else np.sqrt(w)
         G = np.zeros((m, m), order="F")
-        _lstsq.augmented_gram(X, Y, xmean, ymean, sqrtw, G, _rows(_GRAM_BLOCK_DOUBLES, m, n))
+        _lstsq.augmented_gram(X, Y, xmean, ymean, sqrtw, G,
+                              _rows(_GRAM_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         beta, chol = self._cholesky_from_gram(G, p, n, refine_possible=refine)
         if beta is None or not refine:
             return beta
@@ -356,7 +378,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         U, s, rcond, info = _lstsq.cholesky_factor(G, p, float(self.alpha))
         if info != 0 or (not refine_possible and rcond < 2 * _EPS):
             return None, None
-        beta = np.asfortranarray(G[:p, p:])
+        beta = np.array(G[:p, p:], order="F")  # a copy: G may be the streaming state
         _lstsq.cholesky_solve(U, s, beta)
         self.solver_ = "cholesky"
         self.rank_ = p
@@ -368,7 +390,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         m = p + Y.shape[1]
         sqrtw = None if w is None else np.sqrt(w)
         R = np.zeros((m, m), order="F")
-        _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R, _rows(_QR_BLOCK_DOUBLES, m, n))
+        _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R,
+                                  _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         self.n_refine_ = 0
         n_eff = n if w is None else int(np.count_nonzero(w))
         return self._solve_from_r(R, p, n_eff)
@@ -401,8 +424,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 return None
             raise ImportError("solver='cgls' needs fastseq._cgls_solver (fastseq.ops.cgls)")
         B = Y if ymean is None else Y - ymean
+        # CGLS runs its products in X's dtype: a float32 X cannot meet a tolerance below ~10 eps32
+        tol = max(self.tol, 10 * float(np.finfo(X.dtype).eps))
         raw, _, _ = _cgls_solve(
-            X, B, damp=float(np.sqrt(self.alpha)), atol=self.tol, btol=self.tol, conlim=1e8,
+            X, B, damp=float(np.sqrt(self.alpha)), atol=tol, btol=tol, conlim=1e8,
             max_iter=max_iter, precondition=True, sample_weight=w, column_offset=xmean)
         istop = np.asarray(raw["istop"])
         n_iter = int(np.max(raw["n_iter"]))
@@ -481,14 +506,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             if delta is not None:
                 # the Chan et al. merge term as one extra row of the stacked QR
                 _lstsq.r_update_rows(S, np.asfortranarray(np.sqrt(c) * delta[None, :]))
-            _lstsq.augmented_r_update(X, Y, xm_b, ym_b, sqrtw, S, _rows(_QR_BLOCK_DOUBLES, m, n))
+            _lstsq.augmented_r_update(X, Y, xm_b, ym_b, sqrtw, S,
+                                      _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
         else:
             if sp.issparse(X):
                 Mb = _sparse_comoment(X, Y, w, xm_b, ym_b, wb)
             else:
                 Mb = np.zeros((m, m), order="F")
                 _lstsq.augmented_gram(X, Y, xm_b, ym_b, sqrtw, Mb,
-                                      _rows(_GRAM_BLOCK_DOUBLES, m, n))
+                                      _rows(_GRAM_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
             if delta is not None:
                 Mb += c * np.outer(delta, delta)
             S += Mb
@@ -509,24 +535,31 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if st["kind"] == "r":
             beta = self._solve_from_r(S, p, st["n"])
         else:
-            beta, chol = self._cholesky_from_gram(S, p, st["n"], refine_possible=False)
-            if beta is not None and chol[2] < 1e-8:
-                warnings.warn(
-                    "LinearRegression.partial_fit: the streamed normal equations are ill "
-                    f"conditioned (rcond {chol[2]:.1e} of the equilibrated Gram matrix); "
-                    "expect an error ~cond(X)^2 * eps; use solver='qr' for QR accuracy",
-                    LinAlgWarning, stacklevel=3)
-            if beta is None:
-                beta = _pinv_normal_solve(S, p, float(self.alpha), st["n"])
-                warnings.warn(
-                    "LinearRegression.partial_fit: the streamed Gram matrix is singular or too ill "
-                    "conditioned for Cholesky; returning the minimum-norm solution of the normal "
-                    "equations (use solver='qr' for accuracy)", LinAlgWarning, stacklevel=3)
-                self.solver_ = "cholesky"
-                self.rank_ = None
+            beta = self._solve_normal_state(S, p, st["n"])
         xmean = st["xmean"] if self.fit_intercept else None
         ymean = st["ymean"] if self.fit_intercept else None
         self._set_coef(beta, xmean, ymean, st["y_ndim"], st["dtype"])
+
+    def _solve_normal_state(self, M, p, n):
+        """Cholesky solve of a Gram / co-moment state whose rows are gone (no refinement)."""
+        beta, chol = self._cholesky_from_gram(M, p, n, refine_possible=False)
+        if beta is not None and chol[2] < 1e-8:
+            warnings.warn(
+                "LinearRegression: normal equations without the rows (streamed or sparse) are ill "
+                f"conditioned (rcond {chol[2]:.1e} of the equilibrated Gram matrix); expect an "
+                "error ~cond(X)^2 * eps; use solver='qr' (dense) for QR accuracy",
+                LinAlgWarning, stacklevel=3)
+        if beta is None:
+            beta = _pinv_normal_solve(M, p, float(self.alpha), n)
+            warnings.warn(
+                "LinearRegression: the Gram matrix (streamed or sparse) is singular or too ill "
+                "conditioned for Cholesky; returning the minimum-norm solution of the normal "
+                "equations (use solver='qr' on dense data for accuracy)", LinAlgWarning,
+                stacklevel=3)
+            self.solver_ = "cholesky"
+            self.rank_ = None
+            self.condition_number_ = None
+        return beta
 
     # -------------------------------------------------------------------------------- predict
     def predict(self, X):

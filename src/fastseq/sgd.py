@@ -33,6 +33,10 @@ _SCHEDULES = {
     "invscaling": _sgd.SCHEDULE_INVSCALING,
 }
 _FASTSEQ_ERR_NONFINITE = 1
+# An epoch whose mean training loss exceeds this multiple of the reference loss (the larger of
+# the zero model's loss and the loss at the weights this fit/partial_fit call started from) is
+# treated as divergence: a convergent SGD run overshoots by a few orders of magnitude at most.
+_EXPLOSION_FACTOR = 1e8
 # 'adaptive': divide the rate by 5 after n_iter_no_change epochs without improvement, stop once
 # it would go below this (sklearn's rule).
 _ADAPTIVE_MIN_ETA = 1e-6
@@ -221,6 +225,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
 
         X_train, Y_train, w_train, X_val, Y_val, w_val = self._validation_split(
             X, Y, sample_weight)
+        self._start_call(Y_train, w_train)
         rng = check_random_state(self.random_state)
         # One seed per fit (drawn after the split) keeps fits reproducible bit for bit.
         shuffle_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
@@ -295,6 +300,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"y has {Y.shape[1]} outputs but this SGDRegressor was fitted with "
                              f"{self._n_outputs}; partial_fit cannot change the output count")
         self._check_learning_rate()
+        self._start_call(Y, sample_weight)
         rng = check_random_state(self.random_state)
         shuffle_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
         mean_loss = self._run_epoch(X, Y, sample_weight, shuffle_rng, float(self.eta0), 1)
@@ -340,8 +346,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                              dtype=dtype or [np.float64, np.float32], order="C",
                              multi_output=True, y_numeric=True)
         n_samples, n_features = X.shape
-        Y = np.ascontiguousarray(y.reshape(n_samples, -1) if y.ndim == 2 else y[:, None],
-                                 dtype=X.dtype)
+        with np.errstate(over="ignore"):  # float64 y beyond float32 range: reported below
+            Y = np.ascontiguousarray(y.reshape(n_samples, -1) if y.ndim == 2 else y[:, None],
+                                     dtype=X.dtype)
         if Y.shape[1] == 0:
             raise ValueError("y has 0 outputs; expected (n_samples,) or (n_samples, n_outputs)")
         if not np.isfinite(Y).all():
@@ -393,11 +400,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"early_stopping needs a validation split of validation_fraction="
                 f"{self.validation_fraction} of {n_samples} samples: {exc}") from None
-        if train.size == 0 or val.size == 0:
-            raise ValueError(f"validation_fraction={self.validation_fraction} leaves an empty "
-                             f"training or validation set with {n_samples} samples")
-        return (X[train], np.ascontiguousarray(Y[train]), np.ascontiguousarray(sample_weight[train]),
-                X[val], Y[val], sample_weight[val])
+        if train.size == 0 or val.size < 2:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves fewer than "
+                             f"2 validation samples (or no training sample) with {n_samples} "
+                             f"samples")
+        return (X[train], np.ascontiguousarray(Y[train]),
+                np.ascontiguousarray(sample_weight[train]), X[val], Y[val], sample_weight[val])
 
     def _validation_score(self, X_val, Y_val, w_val):
         coef, intercept = self._current_coef()
@@ -425,6 +433,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             optimal_init(self.alpha) if self.learning_rate == "optimal" else 0.0,
             self.penalty == "l2", bool(self.fit_intercept), average_start)
 
+    def _start_call(self, Y, sample_weight):
+        # Loss of the zero model, 0.5 mean(s ||y||^2): a scale for the explosion test.
+        self._zero_model_loss = 0.5 * float(np.mean(
+            sample_weight.astype(np.float64) * np.sum(Y.astype(np.float64) ** 2, axis=1)))
+        self._loss_reference = None
+
     def _run_epoch(self, X, Y, sample_weight, shuffle_rng, eta, epoch):
         """One compiled epoch; restores the last finite weights and raises on divergence."""
         n_samples = X.shape[0]
@@ -443,16 +457,29 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             indices = X.indices.astype(np.int32, copy=False)  # columns < 2^31 (checked)
             indptr = X.indptr.astype(np.intp, copy=False)
             data = np.ascontiguousarray(X.data)
-            status, t, n_seen, n_avg, loss = _sgd.epoch_csr(
+            status, t, n_seen, n_avg, loss, first_loss = _sgd.epoch_csr(
                 data, indices, indptr, X.shape[1], Y, sample_weight, perm, *args)
         else:
-            status, t, n_seen, n_avg, loss = _sgd.epoch_dense(X, Y, sample_weight, perm, *args)
+            status, t, n_seen, n_avg, loss, first_loss = _sgd.epoch_dense(
+                X, Y, sample_weight, perm, *args)
+        mean_loss = loss / n_samples
+        if status == 0:
+            if self._loss_reference is None:
+                self._loss_reference = max(self._zero_model_loss, first_loss,
+                                           float(np.finfo(self._coef_dtype).tiny))
+            if mean_loss > _EXPLOSION_FACTOR * self._loss_reference:
+                status = -1
         if status != 0:
             (self._standard_coef, self._standard_intercept, self._average_coef,
              self._average_intercept) = saved
             self._publish()
-            reason = ("the loss or coefficients became non-finite" if status == _FASTSEQ_ERR_NONFINITE
-                      else _sgd_status(status))
+            if status == -1:
+                reason = (f"the mean training loss exploded to {mean_loss:.3g} (from "
+                          f"{self._loss_reference:.3g})")
+            elif status == _FASTSEQ_ERR_NONFINITE:
+                reason = "the loss or coefficients became non-finite"
+            else:
+                reason = _sgd_status(status)
             rate = ("eta = 1 / (alpha (t0 + t))" if self.learning_rate == "optimal"
                     else f"eta0={self.eta0}")
             raise ValueError(
@@ -461,7 +488,6 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                 f"were restored to their last finite values (start of that epoch). Use a smaller "
                 f"eta0 and/or scale the features (e.g. StandardScaler).")
         self.t_, self._n_seen, self._n_avg = t, n_seen, n_avg
-        mean_loss = loss / n_samples
         self.loss_curve_.append(mean_loss)
         return mean_loss
 

@@ -13,8 +13,8 @@ import numpy as np
 
 def designs(quick):
     if quick:
-        return [("well", 2000, 100, {}), ("ill", 2000, 50, {"cond": 1e4}),
-                ("sparse", 5000, 200, {"density": 0.02}), ("wide", 200, 1000, {})]
+        return [("well", 1000, 50, {}), ("ill", 1000, 30, {"cond": 1e3}),
+                ("sparse", 5000, 100, {"density": 0.02}), ("wide", 100, 500, {})]
     return [("well", 20000, 400, {}), ("ill", 10000, 200, {"cond": 1e4}),
             ("ill", 10000, 200, {"cond": 1e6}),
             ("sparse", 100000, 1000, {"density": 0.005}), ("wide", 1000, 10000, {})]

@@ -1,0 +1,517 @@
+"""fastseq.SGDRegressor and its compiled epoch (fastseq._sgd).
+
+Independent references: the NumPy epoch in fastseq.reference.sgd (kernel level, to rounding),
+scikit-learn's SGDRegressor (batch_size=1, same updates), scipy.linalg.lstsq and sklearn's Ridge
+(the fixed point), and the estimator's own invariances (dense vs CSR, multi-output vs per-output).
+"""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.linear_model import SGDRegressor as SkSGDRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fastseq import SGDRegressor, _sgd
+from fastseq.reference.sgd import optimal_init, sgd_epoch_reference
+
+SCHEDULES = ["constant", "optimal", "invscaling"]
+KERNEL_SCHEDULE = {"constant": _sgd.SCHEDULE_CONSTANT, "optimal": _sgd.SCHEDULE_OPTIMAL,
+                   "invscaling": _sgd.SCHEDULE_INVSCALING}
+# Tolerance of one epoch against the reference, relative to the size of the coefficients.
+RTOL = {np.float64: 1e-11, np.float32: 2e-5}
+
+
+def make_problem(rng, n=60, p=7, k=1, dtype=np.float64, density=None, noise=0.1):
+    X = rng.standard_normal((n, p))
+    if density is not None:
+        X[rng.random((n, p)) > density] = 0.0
+    W = rng.standard_normal((k, p))
+    Y = X @ W.T + 0.5 + noise * rng.standard_normal((n, k))
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def run_kernel_epoch(X, Y, sw, perm, coef, intercept, *, batch_size, learning_rate, eta0=0.05,
+                     power_t=0.3, alpha=0.01, penalty="l2", fit_intercept=True, t=1.0,
+                     average=0, avg_coef=None, avg_intercept=None, n_seen=0, n_avg=0):
+    """Call the compiled epoch with the reference's signature; returns the same dict."""
+    dtype = X.dtype
+    W = np.array(coef, dtype=dtype)
+    b = np.array(intercept, dtype=dtype)
+    k, p = W.shape
+    aW = np.zeros((1, 1), dtype) if avg_coef is None else np.array(avg_coef, dtype=dtype)
+    ab = np.zeros(1, dtype) if avg_intercept is None else np.array(avg_intercept, dtype=dtype)
+    schedule = _sgd._make_schedule(KERNEL_SCHEDULE[learning_rate], eta0, power_t, alpha,
+                                   optimal_init(alpha) if alpha > 0 else 0.0, penalty == "l2",
+                                   fit_intercept, average)
+    args = (W, b, aW, ab, batch_size, schedule, t, n_seen, n_avg)
+    perm = np.ascontiguousarray(perm, dtype=np.intp)
+    if sp.issparse(X):
+        status, t, n_seen, n_avg, loss, _ = _sgd.epoch_csr(
+            X.data, X.indices.astype(np.int32), X.indptr.astype(np.intp), X.shape[1], Y, sw,
+            perm, *args)
+    else:
+        status, t, n_seen, n_avg, loss, _ = _sgd.epoch_dense(X, Y, sw, perm, *args)
+    assert status == 0
+    return dict(coef=W, intercept=b, t=t, n_seen=n_seen, n_avg=n_avg, avg_coef=aW,
+                avg_intercept=ab, loss=loss)
+
+
+def assert_state_close(got, want, dtype):
+    rtol = RTOL[dtype]
+    assert got["t"] == want["t"] and got["n_seen"] == want["n_seen"]
+    assert got["n_avg"] == want["n_avg"]
+    assert got["coef"].dtype == dtype
+    for key in ("coef", "intercept", "avg_coef", "avg_intercept"):
+        if want[key] is None:
+            continue
+        ref = np.asarray(want[key], dtype=np.float64)
+        np.testing.assert_allclose(got[key], ref, rtol=rtol,
+                                   atol=rtol * max(1.0, np.abs(ref).max()), err_msg=key)
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=10 * rtol)
+
+
+# ---- kernel: one epoch against the NumPy reference -----------------------------------------
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("learning_rate", SCHEDULES)
+@pytest.mark.parametrize("k,batch_size", [(1, 1), (1, 8), (3, 8), (2, 1000)])
+def test_epoch_matches_reference(rng, dtype, sparse, learning_rate, k, batch_size):
+    X, Y = make_problem(rng, k=k, dtype=dtype, density=0.4 if sparse else None)
+    Xin = sp.csr_matrix(X) if sparse else X
+    n, p = X.shape
+    sw = rng.uniform(0.2, 2.0, n).astype(dtype)
+    perm = rng.permutation(n)
+    coef = (0.1 * rng.standard_normal((k, p))).astype(dtype)
+    intercept = rng.standard_normal(k).astype(dtype)
+    kwargs = dict(batch_size=batch_size, learning_rate=learning_rate, eta0=0.02, power_t=0.3,
+                  alpha=0.05, t=3.0)
+    want = sgd_epoch_reference(Xin, Y, sw, perm, coef, intercept, **kwargs)
+    got = run_kernel_epoch(Xin, Y, sw, perm, coef, intercept, **kwargs)
+    assert_state_close(got, want, dtype)
+    assert not np.array_equal(got["coef"], coef)  # the epoch did move the weights
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("average", [1, 25])
+def test_epoch_averaging_matches_reference(rng, dtype, sparse, average):
+    X, Y = make_problem(rng, k=2, dtype=dtype, density=0.5 if sparse else None)
+    Xin = sp.csr_matrix(X) if sparse else X
+    n, p = X.shape
+    sw = np.ones(n, dtype)
+    perm = rng.permutation(n)
+    kwargs = dict(batch_size=4, learning_rate="invscaling", eta0=0.05, power_t=0.25, alpha=1e-3,
+                  average=average, avg_coef=np.zeros((2, p), dtype),
+                  avg_intercept=np.zeros(2, dtype))
+    coef, intercept = np.zeros((2, p), dtype), np.zeros(2, dtype)
+    want = sgd_epoch_reference(Xin, Y, sw, perm, coef, intercept, **kwargs)
+    got = run_kernel_epoch(Xin, Y, sw, perm, coef, intercept, **kwargs)
+    assert want["n_avg"] == ((n - average) // 4 + 1 if average > 1 else n // 4)
+    assert_state_close(got, want, dtype)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_epoch_edge_shapes(rng, sparse):
+    # n = 1, p = 1, no intercept, no penalty; and a CSR matrix with empty rows / no entries.
+    X = np.array([[2.0]])
+    Y = np.array([[3.0]])
+    Xin = sp.csr_matrix(X) if sparse else X
+    kwargs = dict(batch_size=5, learning_rate="constant", eta0=0.1, power_t=0.25, alpha=0.0,
+                  penalty=None, fit_intercept=False)
+    got = run_kernel_epoch(Xin, Y, np.ones(1), [0], np.zeros((1, 1)), np.zeros(1), **kwargs)
+    # by hand: r = 0 - 3, W <- 0 - 0.1 * (-3) * 2 = 0.6;  loss = 0.5 * 9
+    np.testing.assert_allclose(got["coef"], [[0.6]])
+    np.testing.assert_allclose(got["loss"], 4.5)
+    assert got["intercept"][0] == 0.0
+    if sparse:
+        for Xs in (sp.csr_matrix((5, 4)), sp.csr_matrix(np.diag([1.0, 0.0, 2.0, 0.0])[:, :3])):
+            n, p = Xs.shape
+            Y = rng.standard_normal((n, 1))
+            args = (Xs, Y, np.ones(n), rng.permutation(n), np.ones((1, p)), np.zeros(1))
+            kw = dict(batch_size=2, learning_rate="constant", eta0=0.1, power_t=0.25, alpha=0.01)
+            want = sgd_epoch_reference(*args, **kw)
+            assert_state_close(run_kernel_epoch(*args, **kw), want, np.float64)
+
+
+@pytest.mark.kernels
+def test_epoch_reports_nonfinite(rng):
+    X, Y = make_problem(rng)
+    X = 1e3 * X
+    W, b = np.zeros((1, X.shape[1])), np.zeros(1)
+    schedule = _sgd._make_schedule(_sgd.SCHEDULE_CONSTANT, 1e3, 0.25, 0.0, 0.0, False, True, 0)
+    status = _sgd.epoch_dense(X, Y, np.ones(len(X)), np.arange(len(X), dtype=np.intp), W, b,
+                              np.zeros((1, 1)), np.zeros(1), 1, schedule, 1.0, 0, 0)[0]
+    assert status == 1  # FASTSEQ_ERR_NONFINITE
+
+
+@pytest.mark.kernels
+def test_kernel_is_thread_safe(rng):
+    # Two epochs on different data in two threads (GIL released) == the same epochs serially.
+    problems = [make_problem(np.random.default_rng(s), n=3000, p=40, k=2) for s in (1, 2)]
+    serial = [run_kernel_epoch(X, Y, np.ones(len(X)), np.arange(len(X))[::-1], np.zeros((2, 40)),
+                               np.zeros(2), batch_size=16, learning_rate="invscaling")
+              for X, Y in problems]
+    results = [None, None]
+
+    def work(i):
+        X, Y = problems[i]
+        results[i] = run_kernel_epoch(X, Y, np.ones(len(X)), np.arange(len(X))[::-1],
+                                      np.zeros((2, 40)), np.zeros(2), batch_size=16,
+                                      learning_rate="invscaling")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for got, want in zip(results, serial):
+        np.testing.assert_array_equal(got["coef"], want["coef"])
+
+
+# ---- the estimator reproduces the reference epochs -------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("learning_rate", SCHEDULES)
+def test_partial_fit_sequence_matches_reference(rng, dtype, sparse, learning_rate):
+    X, y = make_problem(rng, dtype=dtype, density=0.5 if sparse else None)
+    y = y[:, 0]
+    Xin = sp.csr_matrix(X) if sparse else X
+    n, p = X.shape
+    sw = rng.uniform(0.5, 1.5, n)
+    # 'optimal' starts at eta = alpha**-0.25: a larger alpha keeps it stable on unscaled X
+    alpha = 0.5 if learning_rate == "optimal" else 0.01
+    params = dict(learning_rate=learning_rate, eta0=0.03, power_t=0.4, alpha=alpha)
+    reg = SGDRegressor(batch_size=7, shuffle=False, **params)
+    state = dict(coef=np.zeros((1, p), dtype), intercept=np.zeros(1, dtype), t=1.0)
+    for _ in range(3):
+        reg.partial_fit(Xin, y, sample_weight=sw)
+        state = sgd_epoch_reference(Xin, y[:, None].astype(dtype), sw.astype(dtype),
+                                    np.arange(n), state["coef"], state["intercept"],
+                                    batch_size=7, t=state["t"], **params)
+    assert reg.coef_.shape == (p,) and reg.coef_.dtype == dtype
+    assert reg.t_ == state["t"] == 1 + 3 * np.ceil(n / 7)
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(reg.coef_, state["coef"][0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(reg.intercept_, state["intercept"], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(reg.loss_curve_[-1], state["loss"] / n, rtol=10 * rtol)
+    # fit with the same number of epochs and no stopping makes the very same updates
+    fitted = SGDRegressor(batch_size=7, shuffle=False, max_iter=3, tol=None, **params)
+    fitted.fit(Xin, y, sample_weight=sw)
+    np.testing.assert_array_equal(fitted.coef_, reg.coef_)
+    assert fitted.t_ == reg.t_ and fitted.n_iter_ == 3
+
+
+def test_warm_start_continues_from_previous_coefficients(rng):
+    X, y = make_problem(rng)
+    y = y[:, 0]
+    params = dict(batch_size=5, shuffle=False, max_iter=1, tol=None, learning_rate="invscaling")
+    reg = SGDRegressor(warm_start=True, **params).fit(X, y)
+    coef, intercept = reg.coef_.copy(), reg.intercept_.copy()
+    reg.fit(X, y)
+    want = sgd_epoch_reference(X, y[:, None], np.ones(len(y)), np.arange(len(y)), coef[None],
+                               intercept, batch_size=5, learning_rate="invscaling", eta0=0.01,
+                               power_t=0.25, alpha=1e-4, t=1.0)  # t_ restarts, like sklearn
+    np.testing.assert_allclose(reg.coef_, want["coef"][0], rtol=1e-12)
+    cold = SGDRegressor(**params).fit(X, y)
+    cold.fit(X, y)
+    np.testing.assert_array_equal(cold.coef_, coef)  # no warm start: refit from zero
+
+
+def test_average_exposes_running_mean(rng):
+    X, y = make_problem(rng, n=40)
+    y = y[:, 0]
+    reg = SGDRegressor(average=10, batch_size=4, shuffle=False, max_iter=1, tol=None)
+    reg.fit(X, y)
+    p = X.shape[1]
+    want = sgd_epoch_reference(X, y[:, None], np.ones(40), np.arange(40), np.zeros((1, p)),
+                               np.zeros(1), batch_size=4, learning_rate="invscaling", eta0=0.01,
+                               power_t=0.25, alpha=1e-4, average=10, avg_coef=np.zeros((1, p)),
+                               avg_intercept=np.zeros(1))
+    np.testing.assert_allclose(reg.coef_, want["avg_coef"][0], rtol=1e-12)
+    np.testing.assert_allclose(reg.intercept_, want["avg_intercept"], rtol=1e-12)
+    assert not np.allclose(reg.coef_, want["coef"][0])
+
+
+# ---- convergence to the least-squares / ridge solution -----------------------------------------
+def test_full_batch_converges_to_ridge(rng):
+    # batch_size >= n is gradient descent on (1/n) sum 0.5 s_i r_i^2 + 0.5 alpha ||w||^2, whose
+    # minimiser is Ridge(alpha = n * alpha) with the same sample weights.
+    n = 300
+    X, y = make_problem(rng, n=n, p=6, noise=0.5)
+    y = y[:, 0]
+    sw = rng.uniform(0.5, 2.0, n)
+    alpha = 0.05
+    reg = SGDRegressor(batch_size=n, learning_rate="constant", eta0=0.3, alpha=alpha,
+                       max_iter=3000, tol=1e-14, n_iter_no_change=3).fit(X, y, sample_weight=sw)
+    ridge = Ridge(alpha=n * alpha).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(reg.coef_, ridge.coef_, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(reg.intercept_, [ridge.intercept_], rtol=1e-7)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_minibatch_converges_to_lstsq(rng, sparse):
+    # Consistent system (y = X w + b exactly): constant-step SGD converges linearly to the
+    # least-squares solution, which scipy.linalg.lstsq gives independently.
+    n, p = 400, 5
+    X = rng.standard_normal((n, p))
+    if sparse:
+        X[rng.random((n, p)) > 0.6] = 0.0
+    y = X @ rng.standard_normal(p) - 1.5
+    reg = SGDRegressor(penalty=None, learning_rate="constant", eta0=0.1, batch_size=8,
+                       max_iter=500, tol=1e-16, random_state=0)
+    reg.fit(sp.csr_matrix(X) if sparse else X, y)
+    solution = scipy.linalg.lstsq(np.column_stack([X, np.ones(n)]), y)[0]
+    np.testing.assert_allclose(reg.coef_, solution[:p], atol=1e-8)
+    np.testing.assert_allclose(reg.intercept_, solution[p:], atol=1e-8)
+
+
+def test_averaged_minibatch_approaches_lstsq_with_noise(rng):
+    n, p = 2000, 5
+    X = rng.standard_normal((n, p))
+    y = X @ rng.standard_normal(p) + 0.3 * rng.standard_normal(n)
+    reg = SGDRegressor(penalty=None, learning_rate="constant", eta0=0.05, batch_size=16,
+                       average=True, max_iter=20, tol=None, random_state=0).fit(X, y)
+    solution = scipy.linalg.lstsq(np.column_stack([X, np.ones(n)]), y)[0]
+    # normal-equation residual of the SGD solution, relative to that of zero
+    A = np.column_stack([X, np.ones(n)])
+    residual = A.T @ (A @ np.r_[reg.coef_, reg.intercept_] - y)
+    assert np.linalg.norm(residual) < 2e-2 * np.linalg.norm(A.T @ y)
+    np.testing.assert_allclose(reg.coef_, solution[:p], atol=2e-2)
+
+
+# ---- scikit-learn's SGDRegressor ---------------------------------------------------------------
+@pytest.mark.parametrize("learning_rate", ["constant", "optimal", "invscaling"])
+def test_batch_size_one_matches_sklearn_updates(rng, learning_rate):
+    # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input).
+    X, y = make_problem(rng, n=80, p=4)
+    y = y[:, 0]
+    # alpha: a stable 'optimal' rate (a diverging run would hit sklearn's residual clipping)
+    params = dict(learning_rate=learning_rate, eta0=0.01, power_t=0.25, alpha=0.5,
+                  shuffle=False, max_iter=3, tol=None)
+    ours = SGDRegressor(batch_size=1, **params).fit(X, y)
+    theirs = SkSGDRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-10, atol=1e-12)
+    assert ours.t_ == theirs.t_
+
+
+def test_shuffled_quality_matches_sklearn(rng):
+    n, p = 3000, 10
+    X = rng.standard_normal((n, p))
+    w = rng.standard_normal(p)
+    y = X @ w + 0.5 * rng.standard_normal(n)
+    X_test = rng.standard_normal((500, p))
+    y_test = X_test @ w
+    scores = []
+    for seed in range(3):
+        params = dict(max_iter=5, tol=None, random_state=seed)
+        ours = SGDRegressor(batch_size=1, **params).fit(X, y)
+        theirs = SkSGDRegressor(**params).fit(X, y)
+        scores.append((ours.score(X_test, y_test), theirs.score(X_test, y_test)))
+        assert np.linalg.norm(ours.coef_ - theirs.coef_) < 0.05 * np.linalg.norm(w)
+    ours_r2, theirs_r2 = np.mean(scores, axis=0)
+    assert ours_r2 > 0.99 and abs(ours_r2 - theirs_r2) < 5e-3
+
+
+# ---- estimator behaviour -----------------------------------------------------------------------
+def test_dense_and_csr_agree(rng):
+    X, y = make_problem(rng, n=120, p=9, density=0.3)
+    params = dict(batch_size=6, max_iter=4, tol=None, random_state=3, average=5)
+    dense = SGDRegressor(**params).fit(X, y[:, 0])
+    sparse = SGDRegressor(**params).fit(sp.csr_matrix(X), y[:, 0])
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sparse.predict(sp.csr_matrix(X)), dense.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_multi_output_equals_separate_fits(rng, sparse):
+    X, Y = make_problem(rng, n=90, k=3, density=0.5 if sparse else None)
+    Xin = sp.csr_matrix(X) if sparse else X
+    params = dict(batch_size=4, max_iter=3, tol=None, random_state=0)
+    multi = SGDRegressor(**params).fit(Xin, Y)
+    assert multi.coef_.shape == (3, X.shape[1]) and multi.intercept_.shape == (3,)
+    assert multi.predict(Xin).shape == (90, 3)
+    for j in range(3):
+        single = SGDRegressor(**params).fit(Xin, Y[:, j])
+        np.testing.assert_allclose(multi.coef_[j], single.coef_, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(multi.intercept_[j], single.intercept_[0], rtol=1e-12)
+
+
+def test_float32_kept(rng):
+    X, y = make_problem(rng, dtype=np.float32)
+    reg = SGDRegressor(max_iter=5, tol=None, random_state=0).fit(X, y[:, 0])
+    assert reg.coef_.dtype == np.float32 and reg.intercept_.dtype == np.float32
+    assert reg.predict(X).dtype == np.float32
+    reg64 = SGDRegressor(max_iter=5, tol=None, random_state=0).fit(X.astype(np.float64), y[:, 0])
+    np.testing.assert_allclose(reg.coef_, reg64.coef_, rtol=1e-4, atol=1e-5)
+
+
+def test_reproducible_bit_for_bit(rng):
+    X, y = make_problem(rng, n=500, p=8)
+    params = dict(max_iter=5, tol=None, early_stopping=True, n_iter_no_change=100)
+    a = SGDRegressor(random_state=7, **params).fit(X, y[:, 0])
+    b = SGDRegressor(random_state=7, **params).fit(X, y[:, 0])
+    c = SGDRegressor(random_state=8, **params).fit(X, y[:, 0])
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.validation_scores_ == b.validation_scores_
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+def test_stops_on_tol_and_warns_at_max_iter(rng):
+    X, y = make_problem(rng, n=200)
+    reg = SGDRegressor(learning_rate="constant", eta0=0.05, random_state=0).fit(X, y[:, 0])
+    assert 6 <= reg.n_iter_ < 1000 and len(reg.loss_curve_) == reg.n_iter_
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        SGDRegressor(max_iter=2).fit(X, y[:, 0])
+
+
+def test_early_stopping(rng):
+    X, y = make_problem(rng, n=400, noise=1.0)
+    reg = SGDRegressor(early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                       learning_rate="constant", eta0=0.05, tol=1e-4, random_state=0)
+    reg.fit(X, y[:, 0])
+    scores = reg.validation_scores_
+    assert len(scores) == reg.n_iter_ < 1000
+    best_before = max(scores[:-3])
+    assert all(s < best_before + 1e-4 for s in scores[-3:])  # the stopping rule held
+    assert reg.t_ == 1 + reg.n_iter_ * np.ceil(320 / 32)  # trained on 80% of the samples
+    with pytest.raises(ValueError, match="validation"):
+        SGDRegressor(early_stopping=True, validation_fraction=0.1).fit(X[:3], y[:3, 0])
+
+
+def test_adaptive_rate_decreases_and_stops(rng):
+    X, y = make_problem(rng, n=300, noise=1.0)
+    reg = SGDRegressor(learning_rate="adaptive", eta0=0.1, n_iter_no_change=2,
+                       random_state=0).fit(X, y[:, 0])
+    # eta0 / 5^j must drop below 1e-6 before stopping: at least 8 reductions x 2 epochs
+    assert 16 <= reg.n_iter_ < 1000
+    const = SGDRegressor(learning_rate="constant", eta0=0.1, n_iter_no_change=2,
+                         random_state=0).fit(X, y[:, 0])
+    assert const.n_iter_ < reg.n_iter_
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_divergence_is_reported_and_coefficients_stay_finite(rng, dtype, sparse):
+    X, y = make_problem(rng, n=200, dtype=dtype)
+    X = X * 100
+    Xin = sp.csr_matrix(X) if sparse else X
+    reg = SGDRegressor(learning_rate="constant", eta0=10.0, random_state=0)
+    with pytest.raises(ValueError, match=r"diverged.*eta0=10\.0.*smaller eta0"):
+        reg.fit(Xin, y[:, 0])
+    assert np.isfinite(reg.coef_).all() and np.isfinite(reg.intercept_).all()
+    # a good epoch, then a diverging partial_fit: the last good coefficients survive
+    reg = SGDRegressor(learning_rate="constant", eta0=1e-6, shuffle=False)
+    reg.partial_fit(Xin, y[:, 0])
+    good = reg.coef_.copy()
+    reg.set_params(eta0=10.0)
+    with pytest.raises(ValueError, match="diverged"):
+        reg.partial_fit(Xin, y[:, 0])
+    np.testing.assert_array_equal(reg.coef_, good)
+
+
+def test_partial_fit_checks(rng):
+    X, y = make_problem(rng)
+    reg = SGDRegressor().partial_fit(X, y[:, 0])
+    assert reg.n_iter_ == 1 and reg.n_features_in_ == X.shape[1]
+    with pytest.raises(ValueError, match="features"):
+        reg.partial_fit(X[:, :3], y[:, 0])
+    with pytest.raises(ValueError, match="outputs"):
+        reg.partial_fit(X, np.column_stack([y, y]))
+    # later batches are converted to the dtype of the first
+    reg.partial_fit(X.astype(np.float32), y[:, 0])
+    assert reg.coef_.dtype == np.float64
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(loss="huber"), "loss"),
+    (dict(penalty="l1"), "penalty"),
+    (dict(learning_rate="pa1"), "learning_rate"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(eta0=0.0), "eta0"),
+    (dict(alpha=-1.0), "alpha"),
+    (dict(max_iter=0), "max_iter"),
+    (dict(validation_fraction=1.0), "validation_fraction"),
+    (dict(learning_rate="optimal", alpha=0.0), "alpha must be > 0"),
+])
+def test_bad_parameters(rng, bad, match):
+    X, y = make_problem(rng)
+    with pytest.raises(ValueError, match=match):
+        SGDRegressor(**bad).fit(X, y[:, 0])
+
+
+def test_bad_input(rng):
+    X, y = make_problem(rng)
+    y = y[:, 0]
+    reg = SGDRegressor(max_iter=2, tol=None)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    bad_x = X.copy()
+    bad_x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(bad_x, y)
+    bad_y = y.copy()
+    bad_y[0] = np.inf
+    with pytest.raises(ValueError, match="infinity|finite"):
+        reg.fit(X, bad_y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        reg.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="0 sample"):
+        reg.fit(X[:0], y[:0])
+    with pytest.raises(ValueError, match="2D|2-D|dim"):
+        reg.fit(X[:, :, None], y)
+    with pytest.raises(ValueError, match="sample_weight|negative"):
+        reg.fit(X, y, sample_weight=-np.ones_like(y))
+    with pytest.raises(ValueError, match="sample_weight|shape"):
+        reg.fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="float32"):
+        reg.fit(X.astype(np.float32), np.full_like(y, 1e300))
+    reg.fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(X[:, :-1])
+
+
+def test_inputs_not_modified(rng):
+    X, y = make_problem(rng)
+    y = y[:, 0]
+    sw = rng.uniform(0.5, 1.5, len(y))
+    Xs = sp.csr_matrix(X)
+    copies = [X.copy(), y.copy(), sw.copy(), Xs.data.copy()]
+    SGDRegressor(max_iter=3, tol=None, average=True).fit(X, y, sample_weight=sw)
+    SGDRegressor(max_iter=3, tol=None).fit(Xs, y, sample_weight=sw).partial_fit(Xs, y)
+    for before, after in zip(copies, [X, y, sw, Xs.data]):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_pickle_clone_pipeline(rng):
+    X, y = make_problem(rng, n=300)
+    X = 50 * X + 7  # badly scaled: the pipeline's scaler makes SGD work
+    y = y[:, 0]
+    reg = SGDRegressor(max_iter=20, tol=None, random_state=0).fit(X / 50, y)
+    restored = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(restored.predict(X / 50), reg.predict(X / 50))
+    restored.partial_fit(X / 50, y)  # training state survives pickling
+    assert restored.t_ > reg.t_
+    fresh = clone(reg)
+    assert not hasattr(fresh, "coef_") and fresh.get_params() == reg.get_params()
+    pipe = make_pipeline(StandardScaler(), SGDRegressor(learning_rate="constant", eta0=0.01,
+                                                        random_state=0))
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.95
+
+
+def test_verbose_prints_epochs(rng, capsys):
+    X, y = make_problem(rng)
+    SGDRegressor(max_iter=2, tol=None, verbose=1).fit(X, y[:, 0])
+    out = capsys.readouterr().out
+    assert out.count("-- Epoch") == 2 and "Avg. loss" in out
