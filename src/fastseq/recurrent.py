@@ -93,9 +93,7 @@ def check_sequences(X, *, n_features=None, dtype=None):
         for i, s in enumerate(seqs):  # one copy per sequence (padding), not a numerical loop
             out[i, : s.shape[0]] = s
     else:
-        out = np.ascontiguousarray(arr, dtype=dtype)
-        if out is arr or np.shares_memory(out, np.asarray(X)):
-            out = out.copy() if not out.flags.writeable else out
+        out = np.ascontiguousarray(arr, dtype=dtype)  # never written to: X stays untouched
     if out.shape[0] == 0 or out.shape[1] == 0 or out.shape[2] == 0:
         raise ValueError(f"X is empty (padded shape {out.shape})")
     if not np.isfinite(out).all():
@@ -301,6 +299,15 @@ class _BaseRecurrent(BaseEstimator):
                 d_top = d_in * mask if mask is not None else d_in
                 dh_top = None
 
+    @staticmethod
+    def _head_offsets(layout, K):
+        """The output layer as a one-layer dense network inside the flat buffer: its sizes and
+        the offsets of its W and b (the last weight and the last bias of the layout)."""
+        sizes = np.array([layout.weight_shapes[-1][0], K], dtype=np.intp)
+        w_off = np.array([layout.offsets[len(layout.weight_shapes) - 1]], dtype=np.intp)
+        b_off = np.array([layout.offsets[-2]], dtype=np.intp)
+        return sizes, w_off, b_off
+
     def _batch_loss_grad(self, buf, grads, layout, x, lengths, Y, rng=None, work=None):
         """Objective (mean loss over the batch's targets, no L2) and its gradient in grads."""
         feats, final, tape = self._encode(buf, layout, x, lengths, rng)
@@ -311,12 +318,9 @@ class _BaseRecurrent(BaseEstimator):
             Yr = np.ascontiguousarray(Y[:, : x.shape[1]][valid])
         else:
             rows, Yr = np.ascontiguousarray(final), Y
-        K = Yr.shape[1]
-        sizes = np.array([rows.shape[1], K], dtype=np.intp)
+        sizes, w_off, b_off = self._head_offsets(layout, Yr.shape[1])
         if work is None or work.size < _nn.workspace_size(sizes, rows.shape[0]):
             work = np.empty(_nn.workspace_size(sizes, rows.shape[0]), dtype=buf.dtype)
-        w_off = np.array([layout.offsets[len(layout.weight_shapes) - 1]], dtype=np.intp)
-        b_off = np.array([layout.offsets[-2]], dtype=np.intp)
         d_rows = np.empty_like(rows)
         status, value = _nn.loss_grad(buf, grads, work, rows, Yr, sizes, w_off, b_off, 0, 0,
                                       _nn.LOSSES[self._loss_name], 0.0, d_rows)
@@ -334,16 +338,20 @@ class _BaseRecurrent(BaseEstimator):
         """Output-layer activations: (n, K) per sequence, or (n, T, K) per step (zeros past
         each length)."""
         outs = []
-        _, W, b = self._unpack(buf, layout)
+        K = layout.weight_shapes[-1][1]
+        sizes, w_off, b_off = self._head_offsets(layout, K)
         for s in range(0, X.shape[0], chunk):
             lens = lengths[s:s + chunk]
             x = np.ascontiguousarray(X[s:s + chunk, : lens.max()])
             feats, final, _ = self._encode(buf, layout, x, lens)
-            # output layer: z = feats @ W + b (one BLAS GEMM), then the output activation kernel
             src = feats if self._per_step else final
-            z = np.ascontiguousarray((src @ W + b).reshape(-1, W.shape[1]))
-            _nn.output_activation(_nn.LOSSES[self._loss_name], z)
-            z = z.reshape(src.shape[:-1] + (W.shape[1],))
+            rows = np.ascontiguousarray(src.reshape(-1, src.shape[-1]))
+            # output layer on the compiled dense engine: z = act(rows @ W + b)
+            z = np.empty((rows.shape[0], K), dtype=buf.dtype)
+            work = np.empty(_nn.workspace_size(sizes, rows.shape[0]), dtype=buf.dtype)
+            _nn.predict(buf, rows, z, work, rows.shape[0], sizes, w_off, b_off, 0,
+                        _nn.LOSSES[self._loss_name], True)
+            z = z.reshape(src.shape[:-1] + (K,))
             if self._per_step:
                 z[np.arange(z.shape[1])[None, :] >= lens[:, None]] = 0
                 full = np.zeros((z.shape[0], X.shape[1], z.shape[2]), dtype=z.dtype)
@@ -399,6 +407,10 @@ class _BaseRecurrent(BaseEstimator):
         batch = min(32, n_train) if self.batch_size == "auto" else min(self.batch_size, n_train)
         grads = np.empty_like(params)
         snapshot = np.empty_like(params)
+        # output-layer workspace for the largest batch (rows = sequences, or valid steps)
+        head_rows = batch * (Xp.shape[1] if self._per_step else 1)
+        work = np.empty(_nn.workspace_size(self._head_offsets(layout, Y.shape[-1])[0],
+                                           head_rows), dtype=params.dtype)
         max_norm = self.max_grad_norm
         order = idx_all.copy()
 
@@ -413,7 +425,7 @@ class _BaseRecurrent(BaseEstimator):
                 x = np.ascontiguousarray(Xp[bi, : lens.max()])
                 status, value = self._batch_loss_grad(
                     params, grads, layout, x, lens, Y[bi],
-                    rng if self.dropout > 0 else None)
+                    rng if self.dropout > 0 else None, work)
                 rows = bi.size
                 if status == 0:
                     # L2 penalty alpha/(2 n_batch) ||W||^2 on the weights (prefix of params)
