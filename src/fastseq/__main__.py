@@ -23,6 +23,8 @@ def _parser():
                        help="output directory for the report (default: ./fastseq-bench)")
     bench.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
                        help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("--files", default="bench_*.py", metavar="GLOB",
+                       help="benchmark files to run (default: bench_*.py, the whole suite)")
     return parser
 
 
@@ -36,7 +38,7 @@ def main(argv=None):
     if args.command == "bench":
         from fastseq._bench.run import run_bench
 
-        return run_bench(args.out, quick=args.quick, keyword=args.keyword)
+        return run_bench(args.out, quick=args.quick, keyword=args.keyword, files=args.files)
     parser.print_help()
     return 2
 

@@ -75,7 +75,7 @@ def _run_step(title, args, env, cwd, log=None):
     return rc, text
 
 
-def run_bench(out_dir, quick=False, keyword=None):
+def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py"):
     """Run everything; return the process exit code (0 when every benchmark passed)."""
     missing = [m for m in ("pytest", "pytest_benchmark") if importlib.util.find_spec(m) is None]
     if missing:
@@ -86,6 +86,11 @@ def run_bench(out_dir, quick=False, keyword=None):
     if suite is None:
         print("fastseq bench: no benchmark suite found (neither fastseq/_bench/bench nor a "
               "checkout's bench/ directory)", file=sys.stderr)
+        return 2
+    pattern = files
+    files = sorted(str(p) for p in suite.glob(pattern) if p.name.endswith(".py"))
+    if not files:
+        print(f"fastseq bench: no benchmark file in {suite} matches {pattern!r}", file=sys.stderr)
         return 2
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,6 @@ def run_bench(out_dir, quick=False, keyword=None):
 
     ini = out / "pytest-bench.ini"
     ini.write_text(_INI, encoding="utf-8")
-    files = sorted(str(p) for p in suite.glob("bench_*.py"))
     bench_json = out / "benchmarks.json"
     if bench_json.exists():
         bench_json.unlink()
