@@ -102,7 +102,7 @@ def main(argv=None):
     quick = "--quick" in argv
     out = [a for a in argv if not a.startswith("--")][0]
     info = machine_info()
-    info["gemm_peak"] = gemm_peak(sizes=(128, 256) if quick else (256, 512, 1024),
+    info["gemm_peak"] = gemm_peak(sizes=(256, 512) if quick else (256, 512, 1024),
                                   repeats=3 if quick else 7)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)

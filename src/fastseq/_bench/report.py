@@ -315,6 +315,11 @@ def write_report(out_dir, *, benchmark_json, machine_json, convergence_json=None
         by = ", ".join(f"{n}: {g:.1f}" for n, g in p.get("by_size", {}).items())
         md.append(f"| {dtype} | {p['gflops']:.2f} | {p['n']} | {by} |")
 
+    over = [r for r in rows if r["peak_fraction"] and r["peak_fraction"] > 1.0]
+    if over:
+        md += ["", f"**Note:** {len(over)} benchmark(s) ran faster than this GEMM peak, so the "
+               "machine was busier (or the BLAS thread pool colder) while the peak was measured "
+               "than during the suite: read `% GEMM peak` in this run as unreliable."]
     md += ["", "## Results", ""]
     if rows:
         md += ["\n\n".join(case_tables(rows)), ""]
