@@ -159,11 +159,11 @@ def test_demo_quick(tmp_path):
     naive_poly = lsq[("polynomial", "numpy XᵀX + Cholesky")]
     assert "error" in naive_poly or naive_poly["coef_error"] > 1e-6
     if hasattr(fastseq, "LinearRegression"):
-        assert lsq[("well", "fastseq Householder QR")]["coef_error"] < 1e-10
-        assert lsq[("polynomial", "fastseq Householder QR")]["coef_error"] < 1e-5
-        assert lsq[("well", "fastseq CGLS")]["normal_residual"] < 1e-8
-        assert lsq[("sparse", "fastseq CGLS")]["coef_error"] < 1e-6
-        assert lsq[("wide", "fastseq CGLS")]["normal_residual"] < 1e-8
+        assert lsq[("well", "Householder QR")]["coef_error"] < 1e-10
+        assert lsq[("polynomial", "Householder QR")]["coef_error"] < 1e-5
+        assert lsq[("well", "CGLS")]["normal_residual"] < 1e-8
+        assert lsq[("sparse", "CGLS")]["coef_error"] < 1e-6
+        assert lsq[("wide", "CGLS")]["normal_residual"] < 1e-8
     for r in result["least_squares"]:
         assert r["time"] >= 0
 

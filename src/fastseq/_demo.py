@@ -95,7 +95,7 @@ def _solvers(kind):
         out.append(("scipy lsqr", lsqr))
     if LinearRegression is not None:
         solvers = ["cgls"] if kind == "sparse" else ["cholesky", "qr", "cgls"]
-        names = {"cholesky": "normal eq. (Cholesky)", "qr": "Householder QR", "cgls": "CGLS"}
+        names = {"cholesky": "Cholesky (normal eq.)", "qr": "Householder QR", "cgls": "CGLS"}
         for solver in solvers + ["auto"]:
             def fit(X, y, solver=solver):
                 model = LinearRegression(fit_intercept=False, solver=solver, tol=1e-12,
@@ -105,7 +105,7 @@ def _solvers(kind):
                 if getattr(model, "n_iter_", None):
                     note += f", {model.n_iter_} it"
                 return model.coef_, note
-            out.append((f"fastseq {names.get(solver, 'auto')}", fit))
+            out.append((names.get(solver, "auto"), fit))
     if kind == "wide":
         try:
             from fastseq.ops import cgls
@@ -116,7 +116,7 @@ def _solvers(kind):
                 res = cgls(X, y, atol=1e-12, btol=1e-12, precondition=False,
                            max_iter=4 * min(X.shape))
                 return res.x, f"precondition=False, {int(res.n_iter)} it"
-            out.append(("fastseq ops.cgls (plain)", plain_cgls))
+            out.append(("ops.cgls, no precond.", plain_cgls))
     if SGDRegressor is not None and kind in ("well", "sparse"):
         # Step-size schedules tuned per design (SGD needs tuning; the closed forms do not).
         schedule = ({"learning_rate": "invscaling", "eta0": 0.01} if kind == "well"
@@ -128,7 +128,7 @@ def _solvers(kind):
             model.fit(X, y)
             return model.coef_, (f"{model.n_iter_} epochs, {schedule['learning_rate']} "
                                  f"eta0={schedule['eta0']}")
-        out.append(("fastseq SGD", sgd))
+        out.append(("SGDRegressor", sgd))
     return out
 
 
@@ -137,6 +137,8 @@ def least_squares_part(say, quick, seed):
     LinearRegression, missing = _estimator("LinearRegression")
     if missing:
         say(f"  note: {missing}; showing the references only")
+    say("  fastseq rows: LinearRegression(solver=...), SGDRegressor, ops.cgls; references: NumPy, "
+        "SciPy")
     say(f"  {'design':<24}{'n x p':>13}  {'solver':<24}{'time':>10}  {'coef err':>9}  "
         f"{'normal-eq res':>13}  note")
     for label, kind, n, p, kwargs, noise in _designs(quick):
