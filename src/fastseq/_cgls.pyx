@@ -128,6 +128,7 @@ cdef class NormalOperator:
     cdef double[::1] ws_d          # dense BLAS path workspaces (float64 data): E block
     cdef float[::1] ws_s           # (float32 data): V copy, E block, T block
     cdef object _keep, _A_py, _w_arr, _mu_arr, _B_arr
+    cdef readonly Py_ssize_t n_passes   # fused passes over A so far (diagnostics, benchmarks)
 
     def __init__(self, A, B, sample_weight=None, column_offset=None, n_threads=None,
                  dense_kernel="blas", block_bytes=262144):
@@ -287,6 +288,7 @@ cdef class NormalOperator:
         cdef int st = FASTSEQ_OK
         cdef const double *Bp = self.B if with_b else NULL
         cdef double *wk = &self.work[0]
+        self.n_passes += 1
         # c = mu^T V  (A_c V = A V - 1 c^T)
         for l in range(ka):
             c[l] = 0.0
@@ -660,7 +662,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                 beta_prev[l] = beta
 
     hist_len_used = min(itn, history_len) + 1
-    out.update(x=x_arr, istop=istop_arr, n_iter=itn_arr,
+    out.update(x=x_arr, istop=istop_arr, n_iter=itn_arr, n_passes=op.n_passes,
                history=hist_arr[:hist_len_used].copy())
     return out
 
