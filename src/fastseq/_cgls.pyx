@@ -452,7 +452,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     arnorm, xnorm (k each) and history ((history_len + 1) x k normal-residual estimates, NaN
     after a column stopped). ``bnorm`` is ||W^{1/2} b|| per column, computed here.
     """
-    cdef Py_ssize_t p = op.p, k = op.k, n = op.n
+    cdef Py_ssize_t p = op.p, k = op.k
     cdef Py_ssize_t j, l, a, ka, itn = 0
     x_arr = np.array(X0, dtype=np.float64, order="C", copy=True)
     d_arr = np.ascontiguousarray(d, dtype=np.float64)
@@ -487,14 +487,11 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     cdef double[:, ::1] hist = hist_arr
     cdef double damp2 = damp * damp
     cdef double ctol = 1.0 / conlim if conlim > 0 else 0.0
-    cdef double alpha, beta, delta, pp2, pps, xx, xs, g, tdiag, rnorm, arnorm, anorm, acond
-    cdef double xnorm, test1, test2, test3, t1, rtol, dj, xsj, wsum, drift
+    cdef double alpha, beta, delta, pp2, pps, xx, xs, g, tdiag, drift
     cdef int cand, n_active, need_recompute, periodic
     cdef Py_ssize_t hist_i
     cdef Py_ssize_t[::1] last_confirm = np.full(k, -1, dtype=np.intp)
     cdef Py_ssize_t[::1] confirm_gap = np.ones(k, dtype=np.intp)
-    cdef const double *Bp
-    cdef const double *wp
 
     # ||W^{1/2} b|| per column
     Barr = op._B_arr
