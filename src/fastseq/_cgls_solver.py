@@ -302,6 +302,12 @@ def cgls(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, max_iter=
     sum_i ||D^{-1} p_i||^2 / (p_i^T N p_i)``. In exact arithmetic CGLS, LSQR and these numbers
     coincide, so with ``precondition=False`` CGLS stops where ``scipy.sparse.linalg.lsqr`` does.
 
+    For a rank-deficient ``A`` (e.g. more columns than rows) started from ``x0 = 0``, the
+    unpreconditioned iterates converge to the minimum-norm least-squares solution (as lsqr's);
+    with ``precondition=True`` CG runs on ``A D``, so the limit is the least-squares solution of
+    minimum ``||D^{-1} x||`` instead. Pass ``precondition=False`` when the minimum-norm solution
+    is wanted.
+
     Examples
     --------
     >>> import numpy as np
