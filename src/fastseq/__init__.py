@@ -5,6 +5,7 @@ scikit-learn estimators.
 """
 __version__ = "0.1.0"
 
-from .sgd import SGDRegressor
+from fastseq import ops  # noqa: E402
+from fastseq.sgd import SGDRegressor  # noqa: E402
 
-__all__ = ["__version__", "SGDRegressor"]
+__all__ = ["__version__", "ops", "SGDRegressor"]
