@@ -87,18 +87,9 @@
         for (ptrdiff_t i = 0; i < m; ++i) {                                                      \
             memcpy(Xb + i * p, X + rows[i] * p, (size_t)p * sizeof(FS_T));                       \
         }                                                                                        \
-    }                                                                                            \
-                                                                                                 \
-    int fs_all_finite_##FS_SFX(ptrdiff_t len, const FS_T *x)                                    \
-    {                                                                                            \
-        /* x - x is 0 for finite x and NaN for inf/NaN: one branch-free pass. */                 \
-        FS_T acc = 0;                                                                            \
-        for (ptrdiff_t i = 0; i < len; ++i) {                                                    \
-            acc += x[i] - x[i];                                                                  \
-        }                                                                                        \
-        return acc == 0;                                                                         \
     }
 
+/* fs_all_finite_d/_f (declared in sgd.h) are defined once, in recurrent.c: same contract. */
 FS_SGD_DEFINE(double, d)
 FS_SGD_DEFINE(float, f)
 

@@ -1,8 +1,22 @@
-"""Functional API: the compiled kernels behind fastseq's estimators, callable directly.
+"""Functional API of fastseq's compiled kernels (NumPy arrays in, NumPy arrays out).
 
 Each area adds its functions in its own block below, imported from its private module.
 """
 
 # ---- least squares: conjugate-gradient least squares (CGLS) --------------------------------
 from fastseq._cgls_solver import CGLSResult, cgls  # noqa: E402,F401
-# ---- end CGLS -------------------------------------------------------------------------------
+
+# ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent_ops) ----
+from fastseq._recurrent_ops import (  # noqa: F401
+    LSTMCache,
+    RNNCache,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
+
+__all__ = [
+    "CGLSResult", "cgls",
+    "LSTMCache", "RNNCache", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
+]

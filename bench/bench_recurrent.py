@@ -1,0 +1,212 @@
+"""LSTM / Elman RNN kernels: fastseq vs the NumPy reference vs torch.nn.LSTM / torch.nn.RNN.
+
+Each (kind, shape, dtype, pass) is one benchmark group holding fastseq, the reference and torch
+(when importable); results are checked to agree before anything is timed. extra_info carries the
+flop count and the GEMM peak of fastseq's BLAS measured in this run, so
+
+    python bench/recurrent_table.py
+
+prints the table (shape, dtype, pass, fastseq ms, torch ms, ratio, reference ms, GFLOP/s, %peak).
+Shapes are (T, B, D, H). Forward flops = 2*T*B*4H*(D+H) (LSTM; H instead of 4H for the RNN),
+backward counted as twice that.
+"""
+import time
+
+import numpy as np
+import pytest
+
+from fastseq import _gemm, ops
+from fastseq.reference import recurrent as ref
+
+try:
+    import torch
+    torch.set_num_threads(2)
+except ImportError:  # pragma: no cover
+    torch = None
+
+LSTM_SHAPES = [(50, 32, 32, 64), (100, 64, 64, 128), (100, 64, 128, 256), (100, 128, 256, 512),
+               (500, 1, 32, 64)]
+RNN_SHAPES = [(100, 64, 64, 128), (100, 64, 128, 256), (500, 1, 32, 64)]
+DTYPES = {"float32": np.float32, "float64": np.float64}
+TOL = {"float32": 2e-3, "float64": 1e-9}
+
+_PEAK = {}
+
+
+def gemm_peak(dtype):
+    """GFLOP/s of fastseq's BLAS (fastseq._gemm.gemm) on 1024^2 matrices, best of 5."""
+    if dtype not in _PEAK:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((1024, 1024)).astype(dtype)
+        b = rng.standard_normal((1024, 1024)).astype(dtype)
+        _gemm.gemm(a, b)
+        best = np.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            _gemm.gemm(a, b)
+            best = min(best, time.perf_counter() - t0)
+        _PEAK[dtype] = 2 * 1024**3 / best / 1e9
+    return _PEAK[dtype]
+
+
+def _rounds(fn, budget=1.5, lo=3, hi=40):
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    return int(min(hi, max(lo, budget / max(dt, 1e-6))))
+
+
+def _problem(kind, T, B, D, H, dtype, lengths=None, seed=0):
+    rng = np.random.default_rng(seed)
+    G = 4 * H if kind == "lstm" else H
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    w_ih = (rng.standard_normal((G, D)) / np.sqrt(D)).astype(dtype)
+    w_hh = (rng.standard_normal((G, H)) / np.sqrt(H)).astype(dtype)
+    bias = (0.1 * rng.standard_normal(G)).astype(dtype)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    return x, w_ih, w_hh, bias, dy
+
+
+def _runners(kind, T, B, D, H, dtype, lengths=None):
+    """fastseq / reference / torch callables for forward and forward+backward; each returns
+    (y, gradient of w_ih) (None for forward) so they can be compared."""
+    x, w_ih, w_hh, bias, dy = _problem(kind, T, B, D, H, dtype)
+    if kind == "lstm":
+        def fs_fwd():
+            return ops.lstm_forward(x, w_ih, w_hh, bias, lengths=lengths)[0], None
+
+        def fs_fb():
+            y, _, _, cache = ops.lstm_forward(x, w_ih, w_hh, bias, lengths=lengths)
+            return y, ops.lstm_backward(cache, dy)[1]
+
+        def ref_fwd():
+            return ref.lstm_forward(x, w_ih, w_hh, bias, lengths=lengths)[0], None
+
+        def ref_fb():
+            y, _, _, cache = ref.lstm_forward(x, w_ih, w_hh, bias, lengths=lengths)
+            return y, ref.lstm_backward(cache, dy)[1]
+    else:
+        def fs_fwd():
+            return ops.rnn_forward(x, w_ih, w_hh, bias, lengths=lengths)[0], None
+
+        def fs_fb():
+            y, _, cache = ops.rnn_forward(x, w_ih, w_hh, bias, lengths=lengths)
+            return y, ops.rnn_backward(cache, dy)[1]
+
+        def ref_fwd():
+            return ref.rnn_forward(x, w_ih, w_hh, bias, lengths=lengths)[0], None
+
+        def ref_fb():
+            y, _, cache = ref.rnn_forward(x, w_ih, w_hh, bias, lengths=lengths)
+            return y, ref.rnn_backward(cache, dy)[1]
+    runners = {"fastseq": (fs_fwd, fs_fb), "reference": (ref_fwd, ref_fb)}
+    if torch is not None and lengths is None:
+        m = (torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(D, H, batch_first=True)
+        m = m.double() if dtype == np.float64 else m.float()
+        with torch.no_grad():
+            m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
+            m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
+            m.bias_ih_l0.copy_(torch.from_numpy(bias))
+            m.bias_hh_l0.zero_()
+        tx = torch.from_numpy(x)
+        tdy = torch.from_numpy(dy)
+
+        def torch_fwd():
+            with torch.no_grad():
+                return m(tx)[0].numpy(), None
+
+        def torch_fb():
+            m.zero_grad(set_to_none=True)
+            xr = tx.detach().requires_grad_(True)
+            out = m(xr)[0]
+            out.backward(tdy)
+            return out.detach().numpy(), m.weight_ih_l0.grad.numpy()
+
+        runners["torch"] = (torch_fwd, torch_fb)
+    return runners
+
+
+def _cases():
+    for kind, shapes in (("lstm", LSTM_SHAPES), ("rnn", RNN_SHAPES)):
+        for shape in shapes:
+            for dt in DTYPES:
+                for pas in ("fwd", "fwd+bwd"):
+                    for impl in ("fastseq", "torch", "reference"):
+                        yield pytest.param(kind, shape, dt, pas, impl,
+                                           id=f"{kind}-{'x'.join(map(str, shape))}-{dt}-{pas}-{impl}")
+
+
+_checked = {}
+
+
+def _check_agreement(kind, shape, dt, runners, pas):
+    """fastseq vs reference (and torch) before timing; cached per group."""
+    key = (kind, shape, dt, pas)
+    if key in _checked:
+        return
+    k = 0 if pas == "fwd" else 1
+    got = runners["fastseq"][k]()
+    T, B, D, H = shape
+    # the reference on the biggest shapes is slow but affordable once
+    want = runners["reference"][k]()
+    for a, b in zip(got, want):
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=TOL[dt], atol=TOL[dt] * max(1, np.abs(b).max()))
+    if "torch" in runners:
+        for a, b in zip(got, runners["torch"][k]()):
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=TOL[dt],
+                                           atol=TOL[dt] * max(1, np.abs(b).max()))
+    _checked[key] = True
+
+
+def _flops(kind, shape, pas, n_steps_total=None):
+    T, B, D, H = shape
+    G = 4 * H if kind == "lstm" else H
+    rows = T * B if n_steps_total is None else n_steps_total
+    fwd = 2 * rows * G * (D + H)
+    return fwd if pas == "fwd" else 3 * fwd
+
+
+@pytest.mark.parametrize("kind,shape,dt,pas,impl", list(_cases()))
+def test_recurrent(benchmark, kind, shape, dt, pas, impl):
+    dtype = DTYPES[dt]
+    runners = _runners(kind, *shape, dtype)
+    if impl not in runners:
+        pytest.skip(f"{impl} not available")
+    _check_agreement(kind, shape, dt, runners, pas)
+    fn = runners[impl][0 if pas == "fwd" else 1]
+    benchmark.group = f"{kind} T,B,D,H={','.join(map(str, shape))} {dt} {pas}"
+    benchmark.extra_info.update(kind=kind, shape=list(shape), dtype=dt, pas=pas, impl=impl,
+                                flops=_flops(kind, shape, pas), gemm_peak=gemm_peak(dtype))
+    if impl == "reference":   # slow by design: a few rounds are enough for its median
+        benchmark.pedantic(fn, rounds=_rounds(fn, 0.5, lo=2, hi=10), iterations=1)
+    else:
+        benchmark.pedantic(fn, rounds=_rounds(fn, 1.0, lo=5), iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("dt", list(DTYPES))
+@pytest.mark.parametrize("pas", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("batch", ["ragged", "padded"])
+def test_lstm_ragged_vs_padded(benchmark, dt, pas, batch):
+    """Lengths spread over [T/4, T]: the ragged call should cost ~ sum(lengths) / (B T) of the
+    padded one (here ~0.63), since finished sequences drop out of every product."""
+    T, B, D, H = 100, 64, 128, 256
+    dtype = DTYPES[dt]
+    lengths = np.linspace(T // 4, T, B).astype(int)
+    runners = _runners("lstm", T, B, D, H, dtype, lengths=lengths if batch == "ragged" else None)
+    k = 0 if pas == "fwd" else 1
+    fn = runners["fastseq"][k]
+    if batch == "ragged":  # agreement with the reference on the ragged batch
+        for a, b in zip(fn(), runners["reference"][k]()):
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=TOL[dt],
+                                           atol=TOL[dt] * max(1, np.abs(b).max()))
+    benchmark.group = f"lstm ragged-vs-padded T,B,D,H={T},{B},{D},{H} {dt} {pas}"
+    benchmark.extra_info.update(kind="lstm", shape=[T, B, D, H], dtype=dt, pas=pas,
+                                impl=f"fastseq-{batch}",
+                                flops=_flops("lstm", (T, B, D, H), pas,
+                                             int(lengths.sum()) if batch == "ragged" else None),
+                                gemm_peak=gemm_peak(dtype),
+                                length_fraction=float(lengths.sum() / (B * T)))
+    benchmark.pedantic(fn, rounds=_rounds(fn), iterations=1, warmup_rounds=1)

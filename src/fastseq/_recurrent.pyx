@@ -1,0 +1,370 @@
+"""Cython drivers of the LSTM and Elman RNN kernels (private; public API in fastseq.ops).
+
+Layout. Sequences are sorted by length, longest first (`perm[j]` is the batch index of sorted row
+j), and every per-step quantity is stored "packed" and time-major like PyTorch's PackedSequence:
+step t owns rows [off_t, off_t + n_t) of an (N, width) array, N = sum of lengths, n_t = number of
+sequences still running at t (`batch_sizes[t]`, non-increasing). The running sequences at step t
+are therefore a contiguous prefix of the sorted batch and of step t-1's block, so
+
+- the input projection of ALL steps is one GEMM:   gates = x_packed @ w_ih.T         (N, 4H)
+- the recurrence is one GEMM per step on a shrinking row block:
+                                                   gates[t] += h_{t-1}[:n_t] @ w_hh.T
+- backward's weight gradients are one GEMM each over all steps:
+                                                   dw_ih = dgates.T @ x_packed,
+                                                   dw_hh = dgates.T @ h_in,  dx = dgates @ w_ih
+and no flop is spent on padding. `h_in` (N + B, H) holds in block t the state h_{t-1} entering
+step t (block 0 = h0); step t writes its n_t new states at block t+1's start, the rows past
+n_{t+1} (sequences that just finished) spill into block t+2's area, are copied to h_n, and are
+overwritten by step t+1. The extra B rows take the last step's spill.
+
+The elementwise gate math is C (csrc/recurrent.c); every product is BLAS through _blas.pxd.
+Everything after argument unpacking runs without the GIL; all workspaces are per call.
+"""
+from cython cimport floating
+from libc.stddef cimport ptrdiff_t
+from libc.string cimport memset
+
+from fastseq._blas cimport _gemm_rm, _gemv
+
+import numpy as np
+
+
+cdef extern from "recurrent.h" nogil:
+    void fs_lstm_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *gates, const float *bias,
+                                const float *c_prev, float *c_out, float *h_out,
+                                float *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm)
+    void fs_lstm_forward_step_d(ptrdiff_t n, ptrdiff_t H, double *gates, const double *bias,
+                                const double *c_prev, double *c_out, double *h_out,
+                                double *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm)
+    void fs_lstm_backward_step_f(ptrdiff_t n, ptrdiff_t H, const float *gates,
+                                 const float *c_prev, const float *c_cur, const float *dy_t,
+                                 ptrdiff_t dy_stride, const ptrdiff_t *perm,
+                                 const float *dh_next, float *dc_next, float *dgates)
+    void fs_lstm_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *gates,
+                                 const double *c_prev, const double *c_cur, const double *dy_t,
+                                 ptrdiff_t dy_stride, const ptrdiff_t *perm,
+                                 const double *dh_next, double *dc_next, double *dgates)
+    void fs_rnn_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *z, const float *bias, int relu,
+                               float *h_out, float *y_t, ptrdiff_t y_stride,
+                               const ptrdiff_t *perm)
+    void fs_rnn_forward_step_d(ptrdiff_t n, ptrdiff_t H, double *z, const double *bias,
+                               int relu, double *h_out, double *y_t, ptrdiff_t y_stride,
+                               const ptrdiff_t *perm)
+    void fs_rnn_backward_step_f(ptrdiff_t n, ptrdiff_t H, const float *h, int relu,
+                                const float *dy_t, ptrdiff_t dy_stride, const ptrdiff_t *perm,
+                                const float *dh_next, float *dz)
+    void fs_rnn_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *h, int relu,
+                                const double *dy_t, ptrdiff_t dy_stride, const ptrdiff_t *perm,
+                                const double *dh_next, double *dz)
+    void fs_column_sums_f(ptrdiff_t n, ptrdiff_t m, const float *a, float *out)
+    void fs_column_sums_d(ptrdiff_t n, ptrdiff_t m, const double *a, double *out)
+    void fs_gather_rows(ptrdiff_t n, size_t row_bytes, const void *src,
+                        ptrdiff_t src_stride_bytes, const ptrdiff_t *perm, void *dst)
+    void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src,
+                         void *dst, ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
+    int fs_all_finite_f(ptrdiff_t n, const float *a)
+    int fs_all_finite_d(ptrdiff_t n, const double *a)
+
+
+def all_finite(const floating[::1] a):
+    """True if every value of the flat view `a` is finite (no temporary array)."""
+    cdef bint ok
+    with nogil:
+        if floating is float:
+            ok = fs_all_finite_f(a.shape[0], &a[0])
+        else:
+            ok = fs_all_finite_d(a.shape[0], &a[0])
+    return ok
+
+
+# ---- shared pieces ----------------------------------------------------------------------------
+# OpenBLAS runs a gemv on two threads once m*n >= 2304*4; for the one-row (streaming) step the
+# product is a few microseconds, less than the hand-off to a second thread (and far less on a
+# busy machine), so one-row products are issued in column blocks below that size.
+DEF GEMV_BLOCK_ELEMS = 8192
+
+
+cdef inline void _recurrent_product(bint add, Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
+                                    const floating *h, const floating *w_hh,
+                                    floating *out) noexcept nogil:
+    # out(n, width) (+)= h(n, H) @ w_hh(width, H).T ; a single row goes through gemv.
+    cdef floating beta = 1.0 if add else 0.0
+    cdef char trans = b'T'
+    cdef Py_ssize_t r0, rows, block
+    if n == 1:
+        block = max(1, GEMV_BLOCK_ELEMS // H)
+        r0 = 0
+        while r0 < width:
+            rows = min(block, width - r0)
+            # out[r0:r0+rows] (+)= w_hh[r0:r0+rows] @ h  (row-major w_hh block = column-major
+            # (H, rows) matrix, transposed by BLAS)
+            _gemv(trans, <int>H, <int>rows, 1.0, w_hh + r0 * H, <int>H, h, 1, beta, out + r0, 1)
+            r0 += rows
+    else:
+        _gemm_rm(False, True, <int>n, <int>width, <int>H, 1.0, h, <int>H, w_hh, <int>H,
+                 beta, out, <int>width)
+
+
+cdef inline void _backprop_product(Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
+                                   const floating *dz, const floating *w_hh,
+                                   floating *dh) noexcept nogil:
+    # dh(n, H) = dz(n, width) @ w_hh(width, H)
+    cdef char no_trans = b'N'
+    cdef Py_ssize_t r0, rows, block
+    if n == 1:
+        block = max(1, GEMV_BLOCK_ELEMS // H)
+        r0 = 0
+        while r0 < width:
+            rows = min(block, width - r0)
+            # dh (+)= w_hh[r0:r0+rows].T @ dz[r0:r0+rows]
+            _gemv(no_trans, <int>H, <int>rows, 1.0, w_hh + r0 * H, <int>H, dz + r0, 1,
+                  <floating>(0.0 if r0 == 0 else 1.0), dh, 1)
+            r0 += rows
+    else:
+        _gemm_rm(False, False, <int>n, <int>H, <int>width, 1.0, dz, <int>width, w_hh, <int>H,
+                 0.0, dh, <int>H)
+
+
+cdef inline void _pack_input(Py_ssize_t T, Py_ssize_t D, const floating *x,
+                             const Py_ssize_t *perm, const Py_ssize_t *batch_sizes,
+                             floating *x_packed) noexcept nogil:
+    # x_packed[off_t + j] = x[perm[j], t]  for j < n_t
+    cdef Py_ssize_t t, off = 0
+    for t in range(T):
+        fs_gather_rows(batch_sizes[t], D * sizeof(floating), x + t * D,
+                       T * D * sizeof(floating), <const ptrdiff_t *>perm, x_packed + off * D)
+        off += batch_sizes[t]
+
+
+cdef inline void _unpack_rows(Py_ssize_t T, Py_ssize_t D, const floating *packed,
+                              const Py_ssize_t *perm, const Py_ssize_t *batch_sizes,
+                              floating *out) noexcept nogil:
+    # out[perm[j], t] = packed[off_t + j]  for j < n_t (padding left as it is: zero)
+    cdef Py_ssize_t t, off = 0
+    for t in range(T):
+        fs_scatter_rows(0, batch_sizes[t], D * sizeof(floating), packed + off * D, out + t * D,
+                        T * D * sizeof(floating), <const ptrdiff_t *>perm)
+        off += batch_sizes[t]
+
+
+cdef inline void _initial_state(Py_ssize_t B, Py_ssize_t H, const floating *state,
+                                const Py_ssize_t *perm, floating *out) noexcept nogil:
+    # out[j] = state[perm[j]] (sorted order), or zeros when there is no state
+    if state == NULL:
+        memset(out, 0, B * H * sizeof(floating))
+    else:
+        fs_gather_rows(B, H * sizeof(floating), state, H * sizeof(floating),
+                       <const ptrdiff_t *>perm, out)
+
+
+# ---- LSTM -------------------------------------------------------------------------------------
+def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const floating[::1] bias, h0, c0,
+                 const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
+                 floating[:, :, ::1] y, floating[:, ::1] h_n, floating[:, ::1] c_n,
+                 floating[:, ::1] x_packed, floating[:, ::1] gates, floating[:, ::1] cells,
+                 floating[:, ::1] h_in, floating[:, ::1] c_init):
+    """Fill y, h_n, c_n and the cache arrays (x_packed, gates, cells, h_in, c_init).
+
+    h0/c0: (B, H) arrays of x's dtype or None (zeros). y must be zero-filled if ragged."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
+    cdef Py_ssize_t G4 = 4 * H, N = x_packed.shape[0]
+    cdef Py_ssize_t t, n, n_next, off = 0, off_prev = 0
+    cdef const floating[:, ::1] h0v, c0v
+    cdef const floating *h0p = NULL
+    cdef const floating *c0p = NULL
+    cdef const floating *c_prev
+    cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
+    cdef floating *h_out
+    cdef bint has_h0 = h0 is not None
+    if has_h0:
+        h0v = h0
+        h0p = &h0v[0, 0]
+    if c0 is not None:
+        c0v = c0
+        c0p = &c0v[0, 0]
+    with nogil:
+        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0])
+        # gates = x_packed @ w_ih.T   (all steps at once; bias is added in the step kernel)
+        _gemm_rm(False, True, <int>N, <int>G4, <int>D, 1.0, &x_packed[0, 0], <int>D,
+                 &w_ih[0, 0], <int>D, 0.0, &gates[0, 0], <int>G4)
+        _initial_state(B, H, h0p, &perm[0], &h_in[0, 0])
+        _initial_state(B, H, c0p, &perm[0], &c_init[0, 0])
+        for t in range(T):
+            n = batch_sizes[t]
+            n_next = batch_sizes[t + 1] if t + 1 < T else 0
+            if t > 0 or has_h0:
+                # gates[t] += h_{t-1}[:n] @ w_hh.T
+                _recurrent_product(True, n, G4, H, &h_in[off, 0], &w_hh[0, 0], &gates[off, 0])
+            c_prev = &c_init[0, 0] if t == 0 else &cells[off_prev, 0]
+            h_out = &h_in[off + n, 0]
+            if floating is float:
+                fs_lstm_forward_step_f(n, H, &gates[off, 0], &bias[0], c_prev, &cells[off, 0],
+                                       h_out, &y[0, t, 0], T * H, pp)
+            else:
+                fs_lstm_forward_step_d(n, H, &gates[off, 0], &bias[0], c_prev, &cells[off, 0],
+                                       h_out, &y[0, t, 0], T * H, pp)
+            if n_next < n:
+                # sequences whose last step is t: rows [n_next, n)
+                fs_scatter_rows(n_next, n, H * sizeof(floating), h_out, &h_n[0, 0],
+                                H * sizeof(floating), pp)
+                fs_scatter_rows(n_next, n, H * sizeof(floating), &cells[off, 0], &c_n[0, 0],
+                                H * sizeof(floating), pp)
+            off_prev = off
+            off += n
+
+
+def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+                  const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
+                  const floating[:, ::1] x_packed, const floating[:, ::1] gates,
+                  const floating[:, ::1] cells, const floating[:, ::1] h_in,
+                  const floating[:, ::1] c_init, const floating[:, :, ::1] dy, dh_n, dc_n,
+                  floating[:, :, ::1] dx, floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
+                  floating[::1] dbias, floating[:, ::1] dh0, floating[:, ::1] dc0):
+    """Backpropagation through time from the cache arrays; dx must be zero-filled if ragged."""
+    cdef Py_ssize_t B = dy.shape[0], T = dy.shape[1], H = w_hh.shape[1], D = w_ih.shape[1]
+    cdef Py_ssize_t G4 = 4 * H, N = x_packed.shape[0]
+    cdef Py_ssize_t t, n, off = N
+    cdef const floating[:, ::1] dhv, dcv
+    cdef const floating *dh_np = NULL
+    cdef const floating *dc_np = NULL
+    cdef const floating *c_prev
+    cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
+    if dh_n is not None:
+        dhv = dh_n
+        dh_np = &dhv[0, 0]
+    if dc_n is not None:
+        dcv = dc_n
+        dc_np = &dcv[0, 0]
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] dgates = np.empty((N, G4), dtype)
+    cdef floating[:, ::1] dx_packed = np.empty((N, D), dtype)
+    cdef floating[:, ::1] dh = np.empty((B, H), dtype)     # dL/dh_t reaching step t from t+1
+    cdef floating[:, ::1] dc = np.empty((B, H), dtype)     # dL/dc_t reaching step t from t+1
+    with nogil:
+        # Rows j >= n_{t+1} keep dh_n / dc_n until their last step t: nothing later touches them.
+        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0])
+        _initial_state(B, H, dc_np, &perm[0], &dc[0, 0])
+        for t in range(T - 1, -1, -1):
+            n = batch_sizes[t]
+            off -= n
+            c_prev = &c_init[0, 0] if t == 0 else &cells[off - batch_sizes[t - 1], 0]
+            if floating is float:
+                fs_lstm_backward_step_f(n, H, &gates[off, 0], c_prev, &cells[off, 0],
+                                        &dy[0, t, 0], T * H, pp, &dh[0, 0], &dc[0, 0],
+                                        &dgates[off, 0])
+            else:
+                fs_lstm_backward_step_d(n, H, &gates[off, 0], c_prev, &cells[off, 0],
+                                        &dy[0, t, 0], T * H, pp, &dh[0, 0], &dc[0, 0],
+                                        &dgates[off, 0])
+            # dh[:n] = dgates[t] @ w_hh   (gradient reaching h_{t-1})
+            _backprop_product(n, G4, H, &dgates[off, 0], &w_hh[0, 0], &dh[0, 0])
+        _weight_gradients(N, D, H, G4, &dgates[0, 0], &x_packed[0, 0], &h_in[0, 0],
+                          &w_ih[0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &dbias[0], &dx_packed[0, 0])
+        _unpack_rows(T, D, &dx_packed[0, 0], &perm[0], &batch_sizes[0], &dx[0, 0, 0])
+        fs_scatter_rows(0, B, H * sizeof(floating), &dh[0, 0], &dh0[0, 0],
+                        H * sizeof(floating), pp)
+        fs_scatter_rows(0, B, H * sizeof(floating), &dc[0, 0], &dc0[0, 0],
+                        H * sizeof(floating), pp)
+
+
+cdef inline void _weight_gradients(Py_ssize_t N, Py_ssize_t D, Py_ssize_t H, Py_ssize_t width,
+                                   const floating *dz, const floating *x_packed,
+                                   const floating *h_in, const floating *w_ih,
+                                   floating *dw_ih, floating *dw_hh, floating *dbias,
+                                   floating *dx_packed) noexcept nogil:
+    # dw_ih = dz.T @ x_packed          (width, D), all steps in one product
+    _gemm_rm(True, False, <int>width, <int>D, <int>N, 1.0, dz, <int>width, x_packed, <int>D,
+             0.0, dw_ih, <int>D)
+    # dw_hh = dz.T @ h_in[:N]          (width, H); h_in block t is h_{t-1}, block 0 is h0
+    _gemm_rm(True, False, <int>width, <int>H, <int>N, 1.0, dz, <int>width, h_in, <int>H,
+             0.0, dw_hh, <int>H)
+    # dx_packed = dz @ w_ih            (N, D)
+    _gemm_rm(False, False, <int>N, <int>D, <int>width, 1.0, dz, <int>width, w_ih, <int>D,
+             0.0, dx_packed, <int>D)
+    # dbias = dz.sum(axis=0)
+    if floating is float:
+        fs_column_sums_f(N, width, dz, dbias)
+    else:
+        fs_column_sums_d(N, width, dz, dbias)
+
+
+# ---- Elman RNN --------------------------------------------------------------------------------
+def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
+                const floating[:, ::1] w_hh, const floating[::1] bias, h0, bint relu,
+                const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
+                floating[:, :, ::1] y, floating[:, ::1] h_n,
+                floating[:, ::1] x_packed, floating[:, ::1] hidden, floating[:, ::1] h_in):
+    """Fill y, h_n and the cache arrays (x_packed, hidden = h_t packed, h_in)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
+    cdef Py_ssize_t N = x_packed.shape[0]
+    cdef Py_ssize_t t, n, n_next, off = 0
+    cdef const floating[:, ::1] h0v
+    cdef const floating *h0p = NULL
+    cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
+    cdef bint has_h0 = h0 is not None
+    if has_h0:
+        h0v = h0
+        h0p = &h0v[0, 0]
+    with nogil:
+        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0])
+        # hidden = x_packed @ w_ih.T   (pre-activations of all steps; bias added per step)
+        _gemm_rm(False, True, <int>N, <int>H, <int>D, 1.0, &x_packed[0, 0], <int>D,
+                 &w_ih[0, 0], <int>D, 0.0, &hidden[0, 0], <int>H)
+        _initial_state(B, H, h0p, &perm[0], &h_in[0, 0])
+        for t in range(T):
+            n = batch_sizes[t]
+            n_next = batch_sizes[t + 1] if t + 1 < T else 0
+            if t > 0 or has_h0:
+                # hidden[t] += h_{t-1}[:n] @ w_hh.T
+                _recurrent_product(True, n, H, H, &h_in[off, 0], &w_hh[0, 0], &hidden[off, 0])
+            if floating is float:
+                fs_rnn_forward_step_f(n, H, &hidden[off, 0], &bias[0], relu, &h_in[off + n, 0],
+                                      &y[0, t, 0], T * H, pp)
+            else:
+                fs_rnn_forward_step_d(n, H, &hidden[off, 0], &bias[0], relu, &h_in[off + n, 0],
+                                      &y[0, t, 0], T * H, pp)
+            if n_next < n:
+                fs_scatter_rows(n_next, n, H * sizeof(floating), &hidden[off, 0], &h_n[0, 0],
+                                H * sizeof(floating), pp)
+            off += n
+
+
+def rnn_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh, bint relu,
+                 const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
+                 const floating[:, ::1] x_packed, const floating[:, ::1] hidden,
+                 const floating[:, ::1] h_in, const floating[:, :, ::1] dy, dh_n,
+                 floating[:, :, ::1] dx, floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
+                 floating[::1] dbias, floating[:, ::1] dh0):
+    """Backpropagation through time for the Elman RNN; dx must be zero-filled if ragged."""
+    cdef Py_ssize_t B = dy.shape[0], T = dy.shape[1], H = w_hh.shape[1], D = w_ih.shape[1]
+    cdef Py_ssize_t N = x_packed.shape[0]
+    cdef Py_ssize_t t, n, off = N
+    cdef const floating[:, ::1] dhv
+    cdef const floating *dh_np = NULL
+    cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
+    if dh_n is not None:
+        dhv = dh_n
+        dh_np = &dhv[0, 0]
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] dz = np.empty((N, H), dtype)
+    cdef floating[:, ::1] dx_packed = np.empty((N, D), dtype)
+    cdef floating[:, ::1] dh = np.empty((B, H), dtype)
+    with nogil:
+        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0])
+        for t in range(T - 1, -1, -1):
+            n = batch_sizes[t]
+            off -= n
+            if floating is float:
+                fs_rnn_backward_step_f(n, H, &hidden[off, 0], relu, &dy[0, t, 0], T * H, pp,
+                                       &dh[0, 0], &dz[off, 0])
+            else:
+                fs_rnn_backward_step_d(n, H, &hidden[off, 0], relu, &dy[0, t, 0], T * H, pp,
+                                       &dh[0, 0], &dz[off, 0])
+            # dh[:n] = dz[t] @ w_hh
+            _backprop_product(n, H, H, &dz[off, 0], &w_hh[0, 0], &dh[0, 0])
+        _weight_gradients(N, D, H, H, &dz[0, 0], &x_packed[0, 0], &h_in[0, 0], &w_ih[0, 0],
+                          &dw_ih[0, 0], &dw_hh[0, 0], &dbias[0], &dx_packed[0, 0])
+        _unpack_rows(T, D, &dx_packed[0, 0], &perm[0], &batch_sizes[0], &dx[0, 0, 0])
+        fs_scatter_rows(0, B, H * sizeof(floating), &dh[0, 0], &dh0[0, 0],
+                        H * sizeof(floating), pp)

@@ -1,0 +1,157 @@
+"""Readable NumPy reference for the LSTM and Elman RNN kernels (``fastseq.ops``).
+
+Batch-first: x (B, T, D), y (B, T, H), states (B, H). Weights as in PyTorch: the LSTM stacks its
+four gates along the rows of ``w_ih`` (4H, D) and ``w_hh`` (4H, H) in the order input, forget,
+cell (g), output; ``bias`` (4H,) is the sum of PyTorch's ``bias_ih`` and ``bias_hh``.
+
+LSTM step, for every sequence still running at time t (t < length):
+    z = x_t @ w_ih.T + h_{t-1} @ w_hh.T + bias              (B, 4H)
+    i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)                                      (= y_t)
+Elman RNN step:  h_t = act(x_t @ w_ih.T + h_{t-1} @ w_hh.T + bias),  act = tanh or relu.
+
+Ragged batches (``lengths``): sequence b runs for lengths[b] steps; y is zero past its end and
+h_n / c_n are its states at its last valid step. Backward treats dy past the end as absent and
+returns zero dx there.
+
+The backward passes are plain backpropagation through time, written out step by step with the
+derivatives expressed through the cached activations (sigmoid' = a(1-a), tanh' = 1-a^2).
+Vectorised over the batch; loops over time. Clarity over speed.
+"""
+import numpy as np
+
+
+def sigmoid(z):
+    """Stable logistic function: exp is only taken of -|z|."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _lengths_or_full(lengths, B, T):
+    if lengths is None:
+        return np.full(B, T, dtype=np.intp)
+    return np.asarray(lengths, dtype=np.intp)
+
+
+def _zeros_or(a, shape, dtype):
+    return np.zeros(shape, dtype) if a is None else np.array(a, dtype=dtype)
+
+
+def lstm_forward(x, w_ih, w_hh, bias, h0=None, c0=None, lengths=None):
+    """Return (y, h_n, c_n, cache); cache is a dict for :func:`lstm_backward`."""
+    B, T, D = x.shape
+    H = w_hh.shape[1]
+    dtype = x.dtype
+    lengths = _lengths_or_full(lengths, B, T)
+    h = _zeros_or(h0, (B, H), dtype)
+    c = _zeros_or(c0, (B, H), dtype)
+    y = np.zeros((B, T, H), dtype)
+    gates = np.zeros((B, T, 4 * H), dtype)     # activations i, f, g, o
+    cells = np.zeros((B, T, H), dtype)         # c_t
+    h_prev = np.zeros((B, T, H), dtype)        # h_{t-1} entering step t
+    c_prev = np.zeros((B, T, H), dtype)        # c_{t-1} entering step t
+    for t in range(T):
+        active = (lengths > t)[:, None]
+        z = x[:, t] @ w_ih.T + h @ w_hh.T + bias
+        i = sigmoid(z[:, :H])
+        f = sigmoid(z[:, H:2 * H])
+        g = np.tanh(z[:, 2 * H:3 * H])
+        o = sigmoid(z[:, 3 * H:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        gates[:, t] = np.where(active, np.concatenate([i, f, g, o], axis=1), 0)
+        h_prev[:, t] = h
+        c_prev[:, t] = c
+        cells[:, t] = np.where(active, c_new, 0)
+        y[:, t] = np.where(active, h_new, 0)
+        h = np.where(active, h_new, h)
+        c = np.where(active, c_new, c)
+    cache = dict(kind="lstm", x=x, w_ih=w_ih, w_hh=w_hh, lengths=lengths, gates=gates,
+                 cells=cells, h_prev=h_prev, c_prev=c_prev)
+    return y, h, c, cache
+
+
+def lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    """Return (dx, dw_ih, dw_hh, dbias, dh0, dc0) by backpropagation through time."""
+    x, w_ih, w_hh, lengths = cache["x"], cache["w_ih"], cache["w_hh"], cache["lengths"]
+    B, T, D = x.shape
+    H = w_hh.shape[1]
+    dtype = x.dtype
+    dh = _zeros_or(dh_n, (B, H), dtype)     # dL/dh_t flowing back from later steps
+    dc = _zeros_or(dc_n, (B, H), dtype)     # dL/dc_t flowing back from later steps
+    dx = np.zeros_like(x)
+    dw_ih = np.zeros_like(w_ih)
+    dw_hh = np.zeros_like(w_hh)
+    dbias = np.zeros(4 * H, dtype)
+    for t in reversed(range(T)):
+        active = (lengths > t)[:, None]
+        a = cache["gates"][:, t]
+        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        tanh_c = np.tanh(cache["cells"][:, t])
+        dh_t = dh + np.where(active, dy[:, t], 0)
+        do = dh_t * tanh_c
+        dc_t = dc + dh_t * o * (1 - tanh_c ** 2)
+        di = dc_t * g
+        dg = dc_t * i
+        df = dc_t * cache["c_prev"][:, t]
+        dz = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2),
+                             do * o * (1 - o)], axis=1)
+        dz = np.where(active, dz, 0)       # finished sequences contribute nothing at step t
+        dx[:, t] = dz @ w_ih
+        dw_ih += dz.T @ x[:, t]
+        dw_hh += dz.T @ cache["h_prev"][:, t]
+        dbias += dz.sum(axis=0)
+        dh = np.where(active, dz @ w_hh, dh)
+        dc = np.where(active, dc_t * f, dc)
+    return dx, dw_ih, dw_hh, dbias, dh, dc
+
+
+def _act(z, nonlinearity):
+    return np.tanh(z) if nonlinearity == "tanh" else np.maximum(z, 0)
+
+
+def _act_grad_from_out(a, nonlinearity):
+    return 1 - a ** 2 if nonlinearity == "tanh" else (a > 0).astype(a.dtype)
+
+
+def rnn_forward(x, w_ih, w_hh, bias, h0=None, lengths=None, nonlinearity="tanh"):
+    """Return (y, h_n, cache) of the Elman RNN h_t = act(x_t w_ih^T + h_{t-1} w_hh^T + b)."""
+    B, T, D = x.shape
+    H = w_hh.shape[1]
+    dtype = x.dtype
+    lengths = _lengths_or_full(lengths, B, T)
+    h = _zeros_or(h0, (B, H), dtype)
+    y = np.zeros((B, T, H), dtype)
+    h_prev = np.zeros((B, T, H), dtype)
+    for t in range(T):
+        active = (lengths > t)[:, None]
+        h_new = _act(x[:, t] @ w_ih.T + h @ w_hh.T + bias, nonlinearity)
+        h_prev[:, t] = h
+        y[:, t] = np.where(active, h_new, 0)
+        h = np.where(active, h_new, h)
+    cache = dict(kind="rnn", x=x, w_ih=w_ih, w_hh=w_hh, lengths=lengths, y=y, h_prev=h_prev,
+                 nonlinearity=nonlinearity)
+    return y, h, cache
+
+
+def rnn_backward(cache, dy, dh_n=None):
+    """Return (dx, dw_ih, dw_hh, dbias, dh0) by backpropagation through time."""
+    x, w_ih, w_hh, lengths = cache["x"], cache["w_ih"], cache["w_hh"], cache["lengths"]
+    B, T, D = x.shape
+    H = w_hh.shape[1]
+    dh = _zeros_or(dh_n, (B, H), x.dtype)
+    dx = np.zeros_like(x)
+    dw_ih = np.zeros_like(w_ih)
+    dw_hh = np.zeros_like(w_hh)
+    dbias = np.zeros(H, x.dtype)
+    for t in reversed(range(T)):
+        active = (lengths > t)[:, None]
+        dh_t = dh + np.where(active, dy[:, t], 0)
+        dz = np.where(active, dh_t * _act_grad_from_out(cache["y"][:, t], cache["nonlinearity"]), 0)
+        dx[:, t] = dz @ w_ih
+        dw_ih += dz.T @ x[:, t]
+        dw_hh += dz.T @ cache["h_prev"][:, t]
+        dbias += dz.sum(axis=0)
+        dh = np.where(active, dz @ w_hh, dh)
+    return dx, dw_ih, dw_hh, dbias, dh

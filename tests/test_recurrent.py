@@ -1,0 +1,475 @@
+"""LSTM and Elman RNN kernels (fastseq.ops) against the NumPy reference, central finite
+differences, a step worked by hand, and PyTorch; plus threads, input immutability and errors."""
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from fastseq import ops
+from fastseq.reference import recurrent as ref
+
+pytestmark = pytest.mark.kernels
+
+DTYPES = [np.float64, np.float32]
+# (relative) tolerance of kernel vs reference/torch, per dtype
+RTOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def _lstm_args(rng, B, T, D, H, dtype, states=True, scale=0.5):
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    w_ih = (scale * rng.standard_normal((4 * H, D))).astype(dtype)
+    w_hh = (scale * rng.standard_normal((4 * H, H))).astype(dtype)
+    bias = (0.3 * rng.standard_normal(4 * H)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype) if states else None
+    c0 = rng.standard_normal((B, H)).astype(dtype) if states else None
+    return x, w_ih, w_hh, bias, h0, c0
+
+
+def _rnn_args(rng, B, T, D, H, dtype, states=True, scale=0.5):
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    w_ih = (scale * rng.standard_normal((H, D))).astype(dtype)
+    w_hh = (scale * rng.standard_normal((H, H))).astype(dtype)
+    bias = (0.3 * rng.standard_normal(H)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype) if states else None
+    return x, w_ih, w_hh, bias, h0
+
+
+def _random_lengths(rng, B, T):
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[rng.integers(B)] = T       # keep T meaningful
+    return lengths
+
+
+def _close(actual, desired, dtype, name):
+    desired = np.asarray(desired)
+    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
+    np.testing.assert_allclose(actual, desired, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
+                               err_msg=name)
+    assert actual.dtype == dtype, name
+
+
+SHAPES = [(3, 5, 4, 6), (1, 1, 1, 1), (2, 1, 3, 4), (1, 7, 1, 1), (4, 6, 3, 1), (5, 4, 1, 3),
+          (1, 9, 2, 5)]
+
+
+# ---- against the NumPy reference ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,T,D,H", SHAPES)
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("states", [False, True])
+def test_lstm_matches_reference(rng, dtype, B, T, D, H, ragged, states):
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, dtype, states)
+    lengths = _random_lengths(rng, B, T) if ragged else None
+    out = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    want = ref.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    for name, a, b in zip(("y", "h_n", "c_n"), out[:3], want[:3]):
+        _close(a, b, dtype, name)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    dh_n = rng.standard_normal((B, H)).astype(dtype) if states else None
+    dc_n = rng.standard_normal((B, H)).astype(dtype) if states else None
+    grads = ops.lstm_backward(out[3], dy, dh_n, dc_n)
+    want_grads = ref.lstm_backward(want[3], dy, dh_n, dc_n)
+    for name, a, b in zip(("dx", "dw_ih", "dw_hh", "dbias", "dh0", "dc0"), grads, want_grads):
+        _close(a, b, dtype, name)
+    # the activations accessor is the reference's, batch-first, zeros past each length
+    gates = out[3].gates()
+    for k, name in enumerate(("input", "forget", "cell", "output")):
+        _close(gates[name], want[3]["gates"][:, :, k * H:(k + 1) * H], dtype, name)
+    _close(out[3].cell_states(), want[3]["cells"], dtype, "cells")
+    expected_lengths = np.full(B, T) if lengths is None else lengths
+    np.testing.assert_array_equal(out[3].lengths, expected_lengths)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,T,D,H", SHAPES)
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_matches_reference(rng, dtype, B, T, D, H, ragged, nonlinearity):
+    states = bool(rng.integers(2))
+    x, w_ih, w_hh, bias, h0 = _rnn_args(rng, B, T, D, H, dtype, states)
+    lengths = _random_lengths(rng, B, T) if ragged else None
+    y, h_n, cache = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, nonlinearity)
+    y_r, h_n_r, cache_r = ref.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, nonlinearity)
+    _close(y, y_r, dtype, "y")
+    _close(h_n, h_n_r, dtype, "h_n")
+    assert cache.nonlinearity == nonlinearity
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    dh_n = rng.standard_normal((B, H)).astype(dtype) if states else None
+    grads = ops.rnn_backward(cache, dy, dh_n)
+    for name, a, b in zip(("dx", "dw_ih", "dw_hh", "dbias", "dh0"), grads,
+                          ref.rnn_backward(cache_r, dy, dh_n)):
+        _close(a, b, dtype, name)
+
+
+def test_backward_is_repeatable_and_padding_is_ignored(rng):
+    B, T, D, H = 3, 6, 2, 4
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
+    lengths = np.array([2, 6, 4])
+    y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    assert np.all(y[~mask] == 0)
+    np.testing.assert_array_equal(h_n, y[np.arange(B), lengths - 1])
+    dy = rng.standard_normal((B, T, H))
+    g1 = ops.lstm_backward(cache, dy)
+    dy_junk = dy.copy()
+    dy_junk[~mask] = 1e3                      # dy at padded positions must be ignored
+    g2 = ops.lstm_backward(cache, dy_junk)
+    for a, b in zip(g1, g2):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(g1[0][~mask] == 0)           # dx is zero at padding
+    # changing x at padded positions changes nothing
+    x2 = x.copy()
+    x2[~mask] = 7.0
+    y2 = ops.lstm_forward(x2, w_ih, w_hh, bias, h0, c0, lengths)[0]
+    np.testing.assert_array_equal(y, y2)
+
+
+def test_ragged_equals_per_sequence_runs(rng):
+    """A ragged batch gives exactly what running each sequence on its own gives."""
+    B, T, D, H = 4, 7, 3, 5
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
+    lengths = np.array([3, 7, 1, 5])
+    y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    dy = rng.standard_normal((B, T, H))
+    dx, dw_ih, dw_hh, dbias, dh0, dc0 = ops.lstm_backward(cache, dy)
+    acc = [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(bias)]
+    for b, L in enumerate(lengths):
+        yb, hb, cb, cb_cache = ops.lstm_forward(x[b:b + 1, :L], w_ih, w_hh, bias,
+                                                h0[b:b + 1], c0[b:b + 1])
+        np.testing.assert_allclose(y[b, :L], yb[0], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(h_n[b], hb[0], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(c_n[b], cb[0], rtol=1e-13, atol=1e-14)
+        gb = ops.lstm_backward(cb_cache, dy[b:b + 1, :L])
+        np.testing.assert_allclose(dx[b, :L], gb[0][0], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(dh0[b], gb[4][0], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(dc0[b], gb[5][0], rtol=1e-12, atol=1e-13)
+        for a, g in zip(acc, gb[1:4]):
+            a += g
+    for a, g in zip(acc, (dw_ih, dw_hh, dbias)):
+        np.testing.assert_allclose(g, a, rtol=1e-12, atol=1e-12)
+
+
+# ---- central finite differences (float64), every gradient --------------------------------------
+def _fd_check(loss, params, grads, eps=1e-6, rtol=1e-6, atol=1e-8):
+    for name, p, g in zip(params.keys(), params.values(), grads):
+        num = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + eps
+            up = loss()
+            p[idx] = old - eps
+            down = loss()
+            p[idx] = old
+            num[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("lengths", [None, [3, 1]])
+def test_lstm_gradients_finite_differences(rng, lengths):
+    B, T, D, H = 2, 3, 2, 3
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
+    dy = rng.standard_normal((B, T, H))
+    dh_n = rng.standard_normal((B, H))
+    dc_n = rng.standard_normal((B, H))
+
+    def loss():
+        y, h_n, c_n, _ = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+        return np.sum(y * dy) + np.sum(h_n * dh_n) + np.sum(c_n * dc_n)
+
+    cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)[3]
+    grads = ops.lstm_backward(cache, dy, dh_n, dc_n)
+    params = dict(x=x, w_ih=w_ih, w_hh=w_hh, bias=bias, h0=h0, c0=c0)
+    _fd_check(loss, params, grads)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("lengths", [None, [1, 3]])
+def test_rnn_gradients_finite_differences(rng, nonlinearity, lengths):
+    B, T, D, H = 2, 3, 2, 3
+    x, w_ih, w_hh, bias, h0 = _rnn_args(rng, B, T, D, H, np.float64)
+    dy = rng.standard_normal((B, T, H))
+    dh_n = rng.standard_normal((B, H))
+
+    def loss():
+        y, h_n, _ = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, nonlinearity)
+        return np.sum(y * dy) + np.sum(h_n * dh_n)
+
+    cache = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths, nonlinearity)[2]
+    grads = ops.rnn_backward(cache, dy, dh_n)
+    _fd_check(loss, dict(x=x, w_ih=w_ih, w_hh=w_hh, bias=bias, h0=h0), grads)
+
+
+# ---- worked by hand -----------------------------------------------------------------------------
+def test_single_lstm_step_by_hand():
+    """H = D = 1, one step, every gate computed with scalar math."""
+    x, h0, c0 = 0.7, -0.4, 0.3
+    wi, wf, wg, wo = 0.5, -1.2, 0.8, 0.3          # input weights per gate
+    ui, uf, ug, uo = -0.6, 0.9, 0.4, 1.1          # recurrent weights per gate
+    bi, bf, bg, bo = 0.1, 0.2, -0.3, 0.05
+
+    def sig(z):
+        return 1.0 / (1.0 + math.exp(-z))
+
+    i = sig(wi * x + ui * h0 + bi)
+    f = sig(wf * x + uf * h0 + bf)
+    g = math.tanh(wg * x + ug * h0 + bg)
+    o = sig(wo * x + uo * h0 + bo)
+    c = f * c0 + i * g
+    h = o * math.tanh(c)
+    y, h_n, c_n, cache = ops.lstm_forward(
+        np.array([[[x]]]), np.array([[wi], [wf], [wg], [wo]]), np.array([[ui], [uf], [ug], [uo]]),
+        np.array([bi, bf, bg, bo]), np.array([[h0]]), np.array([[c0]]))
+    assert y[0, 0, 0] == pytest.approx(h, rel=1e-14)
+    assert h_n[0, 0] == pytest.approx(h, rel=1e-14)
+    assert c_n[0, 0] == pytest.approx(c, rel=1e-14)
+    gates = cache.gates()
+    for name, want in (("input", i), ("forget", f), ("cell", g), ("output", o)):
+        assert gates[name][0, 0, 0] == pytest.approx(want, rel=1e-14)
+    # d h / d(everything) with dy = 1: chain rule by hand
+    tc = math.tanh(c)
+    dc = o * (1 - tc * tc)
+    dz = [dc * g * i * (1 - i), dc * c0 * f * (1 - f), dc * i * (1 - g * g), tc * o * (1 - o)]
+    dx, dw_ih, dw_hh, dbias, dh0, dc0 = ops.lstm_backward(cache, np.ones((1, 1, 1)))
+    np.testing.assert_allclose(dbias, dz, rtol=1e-13)
+    np.testing.assert_allclose(dw_ih[:, 0], np.multiply(dz, x), rtol=1e-13)
+    np.testing.assert_allclose(dw_hh[:, 0], np.multiply(dz, h0), rtol=1e-13)
+    assert dx[0, 0, 0] == pytest.approx(np.dot(dz, [wi, wf, wg, wo]), rel=1e-13)
+    assert dh0[0, 0] == pytest.approx(np.dot(dz, [ui, uf, ug, uo]), rel=1e-13)
+    assert dc0[0, 0] == pytest.approx(dc * f, rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 4e-16), (np.float32, 2.5e-7)])
+def test_gate_nonlinearities_accuracy(dtype, rtol):
+    """The vectorised sigmoid/tanh of the C kernels, over the whole range, through the gates:
+    D = H = 1 and unit input weights make every gate's pre-activation equal to x."""
+    z = np.concatenate([np.linspace(-100, 100, 4001), np.geomspace(1e-12, 30, 500),
+                        -np.geomspace(1e-12, 30, 500), [0.0, 0.625, -0.625, 0.6249999]])
+    z = z.astype(dtype)
+    ones = np.ones((4, 1), dtype)
+    _, _, _, cache = ops.lstm_forward(z.reshape(-1, 1, 1), ones, np.zeros((4, 1), dtype),
+                                      np.zeros(4, dtype))
+    gates = cache.gates()
+    z64 = z.astype(np.float64)
+    sig = ref.sigmoid(z64)
+    # relative accuracy in a few ulps (float64 compares against NumPy's libm in float64)
+    ulp = np.finfo(dtype).eps
+    for name, want in (("input", sig), ("cell", np.tanh(z64))):
+        got = gates[name][:, 0, 0].astype(np.float64)
+        tiny = np.abs(want) < np.finfo(dtype).tiny * 1e6     # denormal range of sigmoid(-100)
+        err = np.abs(got - want)[~tiny] / np.abs(want)[~tiny]
+        assert err.max() < 8 * ulp, (name, err.max() / ulp)
+        assert np.all(np.abs(got[tiny] - want[tiny]) < 1e-30)
+
+
+# ---- against PyTorch ----------------------------------------------------------------------------
+def _torch_module(torch, kind, D, H, w_ih, w_hh, bias, dtype, nonlinearity="tanh"):
+    if kind == "lstm":
+        m = torch.nn.LSTM(D, H, batch_first=True)
+    else:
+        m = torch.nn.RNN(D, H, batch_first=True, nonlinearity=nonlinearity)
+    m = m.double() if dtype == np.float64 else m.float()
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
+        m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
+        m.bias_ih_l0.copy_(torch.from_numpy(bias))
+        m.bias_hh_l0.zero_()
+    return m
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("kind", ["lstm", "rnn_tanh", "rnn_relu"])
+def test_matches_torch(rng, dtype, ragged, kind):
+    torch = pytest.importorskip("torch")
+    B, T, D, H = 4, 6, 3, 5
+    nl = "relu" if kind == "rnn_relu" else "tanh"
+    if kind == "lstm":
+        x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, dtype)
+    else:
+        x, w_ih, w_hh, bias, h0 = _rnn_args(rng, B, T, D, H, dtype)
+        c0 = None
+    lengths = np.array([6, 2, 5, 1]) if ragged else np.full(B, T)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    dh_n = rng.standard_normal((B, H)).astype(dtype)
+    dc_n = rng.standard_normal((B, H)).astype(dtype)
+    if kind == "lstm":
+        y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0,
+                                              lengths if ragged else None)
+        grads = ops.lstm_backward(cache, dy, dh_n, dc_n)
+    else:
+        y, h_n, cache = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths if ragged else None, nl)
+        grads = ops.rnn_backward(cache, dy, dh_n)
+
+    m = _torch_module(torch, "lstm" if kind == "lstm" else "rnn", D, H, w_ih, w_hh, bias, dtype,
+                      nl)
+    # one torch run per sequence (its own length), gradients summed over them by autograd
+    loss = 0
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    th0 = torch.from_numpy(h0.copy()).requires_grad_(True)
+    tc0 = torch.from_numpy(c0.copy()).requires_grad_(True) if c0 is not None else None
+    for b, L in enumerate(lengths):
+        if kind == "lstm":
+            out, (hb, cb) = m(tx[b:b + 1, :L], (th0[b:b + 1][None], tc0[b:b + 1][None]))
+            loss = loss + (cb[0, 0] * torch.from_numpy(dc_n[b])).sum()
+            _close(cb[0, 0].detach().numpy(), c_n[b], dtype, "c_n")
+        else:
+            out, hb = m(tx[b:b + 1, :L], th0[b:b + 1][None])
+        _close(out[0].detach().numpy(), y[b, :L], dtype, "y")
+        _close(hb[0, 0].detach().numpy(), h_n[b], dtype, "h_n")
+        loss = loss + (out[0] * torch.from_numpy(dy[b, :L])).sum() \
+            + (hb[0, 0] * torch.from_numpy(dh_n[b])).sum()
+    loss.backward()
+    want = [tx.grad, m.weight_ih_l0.grad, m.weight_hh_l0.grad, m.bias_ih_l0.grad, th0.grad]
+    if kind == "lstm":
+        want.append(tc0.grad)
+    want = [w.numpy() for w in want]
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    want[0] = want[0] * mask[:, :, None]       # torch never saw the padding
+    for name, a, b in zip(("dx", "dw_ih", "dw_hh", "dbias", "dh0", "dc0"), grads, want):
+        _close(a, b, dtype, name)
+
+
+def test_matches_torch_packed_batch(rng):
+    """Against torch's own packed-sequence LSTM on the whole ragged batch at once."""
+    torch = pytest.importorskip("torch")
+    B, T, D, H = 5, 8, 3, 4
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
+    lengths = np.array([3, 8, 8, 1, 5])
+    y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    m = _torch_module(torch, "lstm", D, H, w_ih, w_hh, bias, np.float64)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                                     batch_first=True, enforce_sorted=False)
+    with torch.no_grad():
+        out, (hn, cn) = m(packed, (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None]))
+    yt = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)[0]
+    np.testing.assert_allclose(y, yt.numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(h_n, hn[0].numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(c_n, cn[0].numpy(), rtol=1e-12, atol=1e-13)
+
+
+# ---- threads, immutability ----------------------------------------------------------------------
+def test_concurrent_calls_match_serial(rng):
+    jobs = []
+    for k in range(6):
+        B, T, D, H = 3 + k, 20, 8, 16 + 4 * k
+        args = _lstm_args(rng, B, T, D, H, DTYPES[k % 2])
+        lengths = _random_lengths(rng, B, T) if k % 3 else None
+        dy = rng.standard_normal((B, T, H)).astype(args[0].dtype)
+        jobs.append((args, lengths, dy))
+
+    def run(job):
+        args, lengths, dy = job
+        y, h_n, c_n, cache = ops.lstm_forward(*args, lengths=lengths)
+        return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
+
+    serial = [run(j) for j in jobs]
+    results = [None] * len(jobs)
+    errors = []
+
+    def worker(i):
+        try:
+            for _ in range(3):
+                results[i] = run(jobs[i])
+        except Exception as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for got, want in zip(results, serial):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_inputs_not_modified(rng):
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 3, 4, 2, 3, np.float64)
+    lengths = np.array([4, 1, 3])
+    dy, dh_n, dc_n = rng.standard_normal((3, 4, 3)), rng.standard_normal((3, 3)), \
+        rng.standard_normal((3, 3))
+    inputs = [x, w_ih, w_hh, bias, h0, c0, lengths, dy, dh_n, dc_n]
+    copies = [a.copy() for a in inputs]
+    y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    grads = ops.lstm_backward(cache, dy, dh_n, dc_n)
+    for a, b in zip(inputs, copies):
+        np.testing.assert_array_equal(a, b)
+    # the cache owns its data: changing the caller's weights afterwards changes nothing
+    w_hh += 1.0
+    x += 1.0
+    for a, b in zip(ops.lstm_backward(cache, dy, dh_n, dc_n), grads):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- errors -------------------------------------------------------------------------------------
+def test_bad_inputs_raise_clear_errors(rng):
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 2, 3, 4, 5, np.float64)
+    f = ops.lstm_forward
+    with pytest.raises(ValueError, match="x must be 3-D"):
+        f(x[0], w_ih, w_hh, bias)
+    with pytest.raises(ValueError, match="non-empty"):
+        f(x[:, :0], w_ih, w_hh, bias)
+    with pytest.raises(ValueError, match="w_ih must have shape"):
+        f(x, w_ih[:, :3], w_hh, bias)
+    with pytest.raises(ValueError, match="w_hh must have shape"):
+        f(x, w_ih, w_hh[:19], bias)
+    with pytest.raises(ValueError, match="w_hh must have shape"):
+        f(x, w_ih, w_hh.ravel(), bias)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        f(x, w_ih, w_hh, bias[:5])
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        f(x, w_ih, w_hh, bias, h0[:1])
+    with pytest.raises(ValueError, match="c0 must have shape"):
+        f(x, w_ih, w_hh, bias, h0, c0.T)
+    with pytest.raises(ValueError, match="lengths must have shape"):
+        f(x, w_ih, w_hh, bias, lengths=[3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, 3\]"):
+        f(x, w_ih, w_hh, bias, lengths=[0, 3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, 3\]"):
+        f(x, w_ih, w_hh, bias, lengths=[4, 3])
+    with pytest.raises(TypeError, match="lengths must be an integer"):
+        f(x, w_ih, w_hh, bias, lengths=[2.5, 3.0])
+    with pytest.raises(TypeError, match="lengths must be an integer"):
+        f(x, w_ih, w_hh, bias, lengths=[True, True])
+    for name, pos in (("x", 0), ("w_ih", 1), ("w_hh", 2), ("bias", 3), ("h0", 4), ("c0", 5)):
+        args = [x, w_ih, w_hh, bias, h0, c0]
+        bad = args[pos].copy()
+        bad.flat[1] = np.nan if pos % 2 else np.inf
+        args[pos] = bad
+        with pytest.raises(ValueError, match=f"{name} contains NaN or infinity"):
+            f(*args)
+    with pytest.raises(TypeError, match="w_hh has dtype float32 but x has dtype float64"):
+        f(x, w_ih, w_hh.astype(np.float32), bias)
+    with pytest.raises(TypeError, match="h0 has dtype float32"):
+        f(x, w_ih, w_hh, bias, h0.astype(np.float32))
+    with pytest.raises(TypeError, match="x must be a float32 or float64"):
+        f(x.astype(int), w_ih, w_hh, bias)
+    with pytest.raises(TypeError, match="x must be a float32 or float64"):
+        f(x.astype(complex), w_ih, w_hh, bias)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        ops.rnn_forward(x, w_ih[:5], w_hh[:5], bias[:5], nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match=r"w_hh must have shape \(hidden_size, hidden_size\)"):
+        ops.rnn_forward(x, w_ih[:5], w_hh, bias[:5])
+
+    y, h_n, c_n, cache = f(x, w_ih, w_hh, bias, lengths=[3, 1])
+    dy = np.ones_like(y)
+    with pytest.raises(ValueError, match="dy must have shape"):
+        ops.lstm_backward(cache, dy[:, :2])
+    with pytest.raises(TypeError, match="dy has dtype float32"):
+        ops.lstm_backward(cache, dy.astype(np.float32))
+    with pytest.raises(ValueError, match="dy contains NaN"):
+        ops.lstm_backward(cache, dy * np.nan)
+    with pytest.raises(ValueError, match="dh_n must have shape"):
+        ops.lstm_backward(cache, dy, dh_n=np.ones((2, 4)))
+    with pytest.raises(ValueError, match="dc_n contains NaN"):
+        ops.lstm_backward(cache, dy, dc_n=np.full((2, 5), np.inf))
+    with pytest.raises(TypeError, match="cache returned by lstm_forward"):
+        ops.lstm_backward({"x": x}, dy)
+    _, _, rnn_cache = ops.rnn_forward(x, w_ih[:5], w_hh[:5], bias[:5])
+    with pytest.raises(TypeError, match="cache returned by lstm_forward"):
+        ops.lstm_backward(rnn_cache, dy)
+    with pytest.raises(TypeError, match="cache returned by rnn_forward"):
+        ops.rnn_backward(cache, dy)
+    assert "LSTMCache" in repr(cache) and cache.nbytes > 0
