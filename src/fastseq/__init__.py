@@ -6,6 +6,7 @@ scikit-learn estimators.
 __version__ = "0.1.0"
 
 from fastseq import ops  # noqa: E402
+from fastseq.linear import LinearRegression  # noqa: E402
 from fastseq.sgd import SGDRegressor  # noqa: E402
 
-__all__ = ["__version__", "ops", "SGDRegressor"]
+__all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor"]

@@ -17,7 +17,7 @@ from scipy.linalg.cython_blas cimport (
     scopy, dcopy, ssyrk, dsyrk, strsm, dtrsm, strsv, dtrsv, sger, dger)
 from scipy.linalg.cython_lapack cimport (
     spotrf, dpotrf, spotrs, dpotrs, spocon, dpocon, sgeqrf, dgeqrf, sormqr, dormqr,
-    strtrs, dtrtrs, strcon, dtrcon, sgeqp3, dgeqp3)
+    strtrs, dtrtrs, strcon, dtrcon, sgeqp3, dgeqp3, stpqrt, dtpqrt)
 
 
 # ---- BLAS level 1 ----------------------------------------------------------------------------
@@ -192,4 +192,15 @@ cdef inline int _trcon(char norm, char uplo, char diag, int n, const floating *a
         strcon(&norm, &uplo, &diag, &n, <float*>a, &lda, rcond, work, iwork, &info)
     else:
         dtrcon(&norm, &uplo, &diag, &n, <double*>a, &lda, rcond, work, iwork, &info)
+    return info
+
+cdef inline int _tpqrt(int m, int n, int l, int nb, floating *a, int lda, floating *b, int ldb,
+                       floating *t, int ldt, floating *work) noexcept nogil:
+    # QR of the stacked [A; B] with A (n, n) upper triangular, B (m, n) (pentagonal with l rows
+    # trapezoidal; l = 0: B full): A <- R. t: (ldt >= nb, n), work: nb * n.
+    cdef int info = 0
+    if floating is float:
+        stpqrt(&m, &n, &l, &nb, a, &lda, b, &ldb, t, &ldt, work, &info)
+    else:
+        dtpqrt(&m, &n, &l, &nb, a, &lda, b, &ldb, t, &ldt, work, &info)
     return info

@@ -130,3 +130,42 @@ def cgls_reference(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8,
                anorm=anorm, acond=acond, arnorm=arnorm, xnorm=xnorm)
     return out
 # ==== end CGLS reference =====================================================================
+
+
+# ==== LinearRegression reference (fastseq.LinearRegression) ==================================
+# Householder QR with column equilibration on the explicitly centered, weighted design, with the
+# ridge handled as the augmented system [X; sqrt(alpha) I] beta ~ [y; 0]. Forms every copy the
+# compiled solver avoids; it is the accuracy yardstick ("QR with column scaling") of the tests.
+
+
+def lstsq_qr_scaled(X, y, *, sample_weight=None, fit_intercept=True, alpha=0.0):
+    """Return ``(coef (p,) or (p, k), intercept)`` of weighted ridge least squares by QR.
+
+    ``min sum_i w_i ||y_i - x_i coef - intercept||^2 + alpha ||coef||^2`` (intercept free).
+    """
+    import scipy.linalg as sl
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    Y = y.reshape(len(y), -1)
+    n, p = X.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if fit_intercept:
+        xmean = w @ X / w.sum()
+        ymean = w @ Y / w.sum()
+    else:
+        xmean, ymean = np.zeros(p), np.zeros(Y.shape[1])
+    sw = np.sqrt(w)[:, None]
+    A = sw * (X - xmean)
+    B = sw * (Y - ymean)
+    if alpha > 0:
+        A = np.vstack([A, np.sqrt(alpha) * np.eye(p)])
+        B = np.vstack([B, np.zeros((p, Y.shape[1]))])
+    d = np.linalg.norm(A, axis=0)
+    d[d == 0] = 1.0
+    Q, R = sl.qr(A / d, mode="economic")
+    coef = sl.solve_triangular(R, Q.T @ B) / d[:, None]
+    intercept = ymean - xmean @ coef
+    if y.ndim == 1:
+        return coef[:, 0], float(intercept[0])
+    return coef, intercept
