@@ -1,0 +1,171 @@
+"""Compiled dense-network kernels (fastseq._nn / csrc/nn.c) against the NumPy reference."""
+import numpy as np
+import pytest
+
+from fastseq import _nn
+from fastseq.reference import nn as ref
+
+pytestmark = pytest.mark.kernels
+
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
+SHAPES = [(1, 1), (1, 5), (7, 1), (13, 6)]
+ACTS = list(_nn.ACTIVATIONS)
+LOSSES = list(_nn.LOSSES)
+
+
+def _targets(rng, loss, shape, dtype):
+    n, m = shape
+    if loss == "squared_error":
+        return rng.normal(size=shape).astype(dtype)
+    if loss == "binary_log_loss":
+        return (rng.random(shape) < 0.5).astype(dtype)
+    return np.eye(m, dtype=dtype)[rng.integers(0, m, n)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_bias_act_and_backward(rng, dtype, shape, act):
+    z = (3 * rng.normal(size=shape)).astype(dtype)
+    b = rng.normal(size=shape[1]).astype(dtype)
+    a = z.copy()
+    _nn.bias_act(a, b, _nn.ACTIVATIONS[act])
+    np.testing.assert_allclose(a, ref.activation(z + b, act), **TOL[dtype])
+    delta = rng.normal(size=shape).astype(dtype)
+    d = delta.copy()
+    _nn.act_backward(d, a, _nn.ACTIVATIONS[act])
+    np.testing.assert_allclose(d, delta * ref.activation_derivative_from_output(a, act),
+                               **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_colsum(rng, dtype, shape):
+    x = rng.normal(size=shape).astype(dtype)
+    out = np.full(shape[1], np.nan, dtype=dtype)
+    _nn.colsum(x, out)
+    np.testing.assert_allclose(out, x.sum(axis=0), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_and_delta(rng, dtype, shape, loss):
+    z = (2 * rng.normal(size=shape)).astype(dtype)
+    y = _targets(rng, loss, shape, dtype)
+    delta = np.empty_like(z)
+    status, total = _nn.loss_and_delta(_nn.LOSSES[loss], z, y, delta, 0.25)
+    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64), loss)
+    assert status == 0
+    np.testing.assert_allclose(total, want_total, **TOL[dtype])
+    np.testing.assert_allclose(delta, 0.25 * want_delta, **TOL[dtype])
+    p = z.copy()
+    _nn.output_activation(_nn.LOSSES[loss], p)
+    np.testing.assert_allclose(p, ref.output_activation(z, loss), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["binary_log_loss", "log_loss"])
+def test_cross_entropies_stable_for_huge_logits(dtype, loss):
+    # log(sigmoid(z)) and log(softmax) are never formed: no overflow, no log(0)
+    z = np.array([[1e4, -1e4, 0.0], [-3e3, 2e3, 5.0]], dtype=dtype)
+    y = np.array([[0, 1, 0], [1, 0, 0]], dtype=dtype)
+    delta = np.empty_like(z)
+    status, total = _nn.loss_and_delta(_nn.LOSSES[loss], z, y, delta, 1.0)
+    want, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64), loss)
+    assert status == 0 and np.isfinite(total) and np.isfinite(delta).all()
+    np.testing.assert_allclose(total, want, rtol=1e-6)
+    np.testing.assert_allclose(delta, want_delta, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_reports_nonfinite(dtype):
+    z = np.array([[np.inf, 1.0]], dtype=dtype)
+    y = np.array([[1.0, 0.0]], dtype=dtype)
+    status, _ = _nn.loss_and_delta(_nn.LOSSES["squared_error"], z, y, np.empty_like(z), 1.0)
+    assert status == 1  # FASTSEQ_ERR_NONFINITE
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 37])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_step(rng, dtype, n, nesterov):
+    w, v, g = (rng.normal(size=n).astype(dtype) for _ in range(3))
+    n_decay = n // 2
+    want_w, want_v = ref.sgd_step(w.astype(np.float64), v.astype(np.float64), g.astype(np.float64),
+                                  lr=0.1, momentum=0.9, nesterov=nesterov, decay=0.01,
+                                  n_decay=n_decay, gscale=0.5)
+    assert _nn.sgd_step(w, v, g, n_decay, 0.5, 0.01, 0.1, 0.9, nesterov) == 0
+    np.testing.assert_allclose(w, want_w, **TOL[dtype])
+    np.testing.assert_allclose(v, want_v, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 37])
+def test_adam_steps(rng, dtype, n):
+    w, g = rng.normal(size=n).astype(dtype), rng.normal(size=n).astype(dtype)
+    m1, m2 = np.zeros_like(w), np.zeros_like(w)
+    rw, rm1, rm2 = w.astype(np.float64), m1.astype(np.float64), m2.astype(np.float64)
+    for t in (1, 2, 3):
+        g = rng.normal(size=n).astype(dtype)
+        assert _nn.adam_step(w, m1, m2, g, n - 1, 0.7, 0.02, 1e-2, 0.9, 0.999, 1e-8, t) == 0
+        rw, rm1, rm2 = ref.adam_step(rw, rm1, rm2, g.astype(np.float64), t, 1e-2, 0.9, 0.999,
+                                     1e-8, decay=0.02, n_decay=n - 1, gscale=0.7)
+    np.testing.assert_allclose(w, rw, **TOL[dtype])
+    np.testing.assert_allclose(m1, rm1, **TOL[dtype])
+    np.testing.assert_allclose(m2, rm2, rtol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_steps_report_nonfinite_weights(dtype):
+    w = np.array([1.0, 2.0], dtype=dtype)
+    g = np.array([np.inf, 0.0], dtype=dtype)
+    assert _nn.sgd_step(w.copy(), np.zeros_like(w), g, 2, 1.0, 0.0, 0.1, 0.0, False) == 1
+    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), np.full_like(w, np.nan), 2, 1.0,
+                         0.0, 0.1, 0.9, 0.999, 1e-8, 1) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grad_norm(rng, dtype):
+    g = rng.normal(size=101).astype(dtype)
+    np.testing.assert_allclose(_nn.grad_norm(g), np.linalg.norm(g.astype(np.float64)),
+                               **TOL[dtype])
+
+
+def _engine_loss_grad(coefs, intercepts, X, Y, act, loss, alpha):
+    from fastseq._training import FlatLayout
+    sizes = np.array([X.shape[1]] + [W.shape[1] for W in coefs], dtype=np.intp)
+    layout = FlatLayout([W.shape for W in coefs], [b.shape for b in intercepts])
+    params = layout.pack(coefs, intercepts, X.dtype)
+    grads = np.full_like(params, np.nan)
+    work = np.full(_nn.workspace_size(sizes, X.shape[0]), np.nan, dtype=X.dtype)
+    dX = np.full_like(X, np.nan)
+    status, value = _nn.loss_grad(params, grads, work, X, Y, sizes, layout.weight_offsets,
+                                  layout.bias_offsets, layout.n_weights, _nn.ACTIVATIONS[act],
+                                  _nn.LOSSES[loss], alpha, dX)
+    assert status == 0
+    gw, gb = layout.views(grads)
+    return value, gw, gb, dX
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("widths", [[1, 1, 1], [4, 1, 3], [5, 7, 6, 3], [3, 2]])
+@pytest.mark.parametrize("n", [1, 9])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_network_loss_grad_vs_reference(rng, dtype, widths, n, act, loss):
+    if loss == "log_loss" and widths[-1] == 1:
+        widths = widths[:-1] + [2]
+    coefs = [rng.normal(size=(a, b)).astype(dtype) for a, b in zip(widths[:-1], widths[1:])]
+    intercepts = [rng.normal(size=b).astype(dtype) for b in widths[1:]]
+    X = rng.normal(size=(n, widths[0])).astype(dtype)
+    Y = _targets(rng, loss, (n, widths[-1]), dtype)
+    value, gw, gb, dX = _engine_loss_grad(coefs, intercepts, X, Y, act, loss, 0.3)
+    f64 = [c.astype(np.float64) for c in coefs], [b.astype(np.float64) for b in intercepts]
+    want, rgw, rgb, rdX = ref.loss_and_grad(*f64, X.astype(np.float64), Y.astype(np.float64),
+                                            act, loss, 0.3, return_input_grad=True)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(value, want, **tol)
+    for a, b in zip(gw + gb + [dX], rgw + rgb + [rdX]):
+        np.testing.assert_allclose(a, b, **tol)

@@ -1,0 +1,219 @@
+"""RNN/LSTM estimators: whole-network finite differences per configuration, masking of ragged
+batches, inspection, the long-range agreement task (LSTM vs Elman RNN), estimator contract."""
+import pickle
+
+import numpy as np
+import pytest
+import threadpoolctl
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+
+from fastseq import LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor
+from fastseq.datasets import make_agreement
+from fastseq.neural_network import DivergenceWarning
+from fastseq.ops import lstm_forward
+from fastseq.recurrent import check_sequences
+
+quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    # per-step GEMMs are tiny: threaded BLAS only adds synchronisation (severe on a loaded box)
+    with threadpoolctl.threadpool_limits(1):
+        yield
+
+
+def _ragged(rng, n=3, lengths=(4, 2, 3), F=2):
+    return [rng.normal(size=(t, F)) for t in lengths[:n]]
+
+
+CONFIGS = [
+    # (estimator, kwargs, target kind)
+    (LSTMClassifier, dict(), "seq-binary"),
+    (LSTMClassifier, dict(bidirectional=True), "seq-multiclass"),
+    (LSTMClassifier, dict(num_layers=2), "step-multiclass"),
+    (LSTMRegressor, dict(num_layers=2, bidirectional=True), "seq-reg"),
+    (LSTMRegressor, dict(bidirectional=True), "step-reg"),
+    (RNNClassifier, dict(num_layers=2, bidirectional=True), "step-binary"),
+    (RNNRegressor, dict(nonlinearity="relu"), "seq-reg"),
+    (RNNRegressor, dict(num_layers=2), "step-reg"),
+]
+
+
+def _targets(kind, rng, X):
+    n = len(X)
+    if kind == "seq-binary":
+        return np.array([0, 1, 1])
+    if kind == "seq-multiclass":
+        return np.array([0, 2, 1])
+    if kind == "seq-reg":
+        return rng.normal(size=(n, 2))
+    if kind == "step-binary":
+        return [rng.integers(0, 2, len(x)) for x in X]
+    if kind == "step-multiclass":
+        return [np.arange(len(x)) % 3 for x in X]
+    return [rng.normal(size=(len(x), 2)) for x in X]
+
+
+@quiet
+@pytest.mark.parametrize("Est,kw,kind", CONFIGS,
+                         ids=[f"{E.__name__}-{k}-{'-'.join(kw) or 'plain'}" for E, kw, k in CONFIGS])
+def test_whole_network_gradients_match_finite_differences(rng, Est, kw, kind):
+    X = _ragged(rng)
+    y = _targets(kind, rng, X)
+    est = Est(hidden_size=2, alpha=0.3, max_iter=1, random_state=0, **kw).fit(X, y)
+    est._params[...] = rng.normal(scale=0.7, size=est._params.shape)
+    Xp, lengths, _ = check_sequences(X)
+    Y = est._encode_targets(y, Xp, lengths, True, False, None)
+    _, grad = est._loss_grad(X, Y)
+    h = 1e-6
+    fd = np.empty_like(grad)
+    p = est._params
+    for i in range(p.size):
+        old = p[i]
+        p[i] = old + h
+        fp = est._loss_grad(X, Y)[0]
+        p[i] = old - h
+        fm = est._loss_grad(X, Y)[0]
+        p[i] = old
+        fd[i] = (fp - fm) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+@quiet
+@pytest.mark.parametrize("Est", [LSTMRegressor, RNNRegressor])
+def test_ragged_batches_are_masked(rng, Est):
+    # a sequence's prediction must not depend on the other sequences of its batch or padding
+    X = [rng.normal(size=(t, 3)) for t in (7, 2, 5, 1)]
+    est = Est(hidden_size=4, num_layers=2, bidirectional=True, max_iter=2,
+              random_state=0).fit(X, rng.normal(size=4))
+    together = est.predict(X)
+    alone = np.array([est.predict([x])[0] for x in X])
+    np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-12)
+    # per-step: values at padded positions of a 2-D y do not change training
+    Xa = np.zeros((4, 7, 3))
+    for i, x in enumerate(X):
+        Xa[i, : len(x)] = x
+    y_steps = [rng.normal(size=len(x)) for x in X]
+    step = Est(hidden_size=3, max_iter=3, shuffle=False, random_state=0).fit(X, y_steps)
+    pred = step.predict(X)
+    assert [p.shape for p in pred] == [(len(x),) for x in X]
+
+
+@quiet
+def test_inspect_hidden_states_and_gates(rng):
+    X = _ragged(rng, lengths=(5, 3, 4))
+    est = LSTMClassifier(hidden_size=3, bidirectional=True, num_layers=2, max_iter=2,
+                         random_state=0).fit(X, [0, 1, 0])
+    s = est.inspect(X)
+    assert list(s["lengths"]) == [5, 3, 4]
+    assert len(s["hidden"]) == 2 and s["hidden"][0].shape == (3, 5, 6)
+    for key in ("input_gate", "forget_gate", "output_gate"):
+        g = s[key][1]
+        assert g.shape == (3, 5, 6)
+        valid = np.arange(5)[None, :] < s["lengths"][:, None]
+        assert ((g[valid] > 0) & (g[valid] < 1)).all() and (g[~valid] == 0).all()
+    # layer 0, forward direction, equals the functional kernel on the same weights
+    cells, _, _ = est._unpack(est._params, est._layout_)
+    Xp, lengths, _ = check_sequences(X)
+    y0 = lstm_forward(Xp, *cells[0][0], lengths=lengths)[0]
+    np.testing.assert_allclose(s["hidden"][0][:, :, :3], y0, rtol=1e-12)
+    assert "forget_gate" not in RNNClassifier(hidden_size=2, max_iter=1).fit(X, [0, 1, 0]).inspect(X)
+
+
+def test_lstm_solves_long_range_agreement_where_rnn_is_at_chance():
+    # subject-verb agreement across 2 nested clauses and 20 fillers (30 tokens): the label is the
+    # number of the FIRST noun; everything after it is at chance.
+    X, y = make_agreement(600, depth=2, n_fillers=20, random_state=0)
+    Xt, yt = make_agreement(400, depth=2, n_fillers=20, random_state=1)
+    budget = dict(hidden_size=16, max_iter=20, learning_rate_init=0.01, random_state=0)
+    with pytest.warns(Warning):  # ConvergenceWarning: fixed budget of 20 epochs for both
+        lstm = LSTMClassifier(**budget).fit(X, y)
+    with pytest.warns(Warning):
+        rnn = RNNClassifier(**budget).fit(X, y)
+    assert lstm.score(Xt, yt) > 0.95
+    assert abs(rnn.score(Xt, yt) - 0.5) < 0.1
+
+
+@quiet
+def test_input_forms_agree(rng):
+    X3 = rng.normal(size=(20, 6, 1))
+    y = (X3[:, :, 0].sum(axis=1) > 0).astype(int)
+    kw = dict(hidden_size=4, max_iter=3, random_state=0, shuffle=False)
+    a = RNNClassifier(**kw).fit(X3, y)
+    b = RNNClassifier(**kw).fit(X3[:, :, 0], y)          # 2-D univariate
+    c = RNNClassifier(**kw).fit(list(X3[:, :, 0]), y)     # list of 1-D sequences
+    assert a.loss_curve_ == b.loss_curve_ == c.loss_curve_
+    assert a.n_features_in_ == 1
+
+
+@quiet
+def test_reproducible_pickle_clone_cross_val(rng):
+    X, y = make_agreement(60, depth=1, random_state=0)
+    a = LSTMClassifier(hidden_size=4, max_iter=3, dropout=0.0, random_state=3).fit(X, y)
+    b = LSTMClassifier(hidden_size=4, max_iter=3, dropout=0.0, random_state=3).fit(X, y)
+    assert a.loss_curve_ == b.loss_curve_ and np.array_equal(a._params, b._params)
+    again = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(again.predict_proba(X), a.predict_proba(X))
+    assert not hasattr(clone(a), "_params")
+    assert cross_val_score(LSTMClassifier(hidden_size=4, max_iter=2, random_state=0), X, y,
+                           cv=2).shape == (2,)
+
+
+@quiet
+def test_early_stopping_and_partial_fit(rng):
+    X, y = make_agreement(80, depth=1, random_state=0)
+    est = LSTMClassifier(hidden_size=4, early_stopping=True, n_iter_no_change=2, max_iter=30,
+                         random_state=0).fit(X, y)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    inc = RNNClassifier(hidden_size=3)
+    inc.partial_fit(X, y, classes=[0, 1])
+    inc.partial_fit(X, y)
+    assert len(inc.loss_curve_) == 2
+    with pytest.raises(ValueError, match=r"labels \[5\]"):
+        inc.partial_fit(X, np.where(y == 0, 5, y))
+
+
+def test_divergence_is_reported():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5, 2))
+    y = rng.normal(size=40)
+    est = RNNRegressor(hidden_size=8, solver="sgd", learning_rate_init=1e5,
+                       max_grad_norm=None, max_iter=50, tol=0.0, n_iter_no_change=1000,
+                       random_state=0)
+    with pytest.warns(DivergenceWarning):
+        est.fit(X, y)
+    assert np.isfinite(est._params).all() and np.isfinite(est.predict(X)).all()
+
+
+@quiet
+@pytest.mark.parametrize("Est", [LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor])
+def test_bad_input(rng, Est):
+    X = rng.normal(size=(6, 4, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    X0 = X.copy()
+    est = Est(hidden_size=2, max_iter=1)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    bad = X.copy()
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(bad, y)
+    with pytest.raises(ValueError, match="3-D"):
+        est.fit(X[:, :, :, None], y)
+    with pytest.raises(ValueError, match="empty"):
+        est.fit(np.zeros((0, 4, 2)), y[:0])
+    with pytest.raises(ValueError, match="empty sequence"):
+        est.fit([X[0], X[1][:0]], y[:2])
+    with pytest.raises(ValueError, match="same number of features"):
+        est.fit([X[0], X[1][:, :1]], y[:2])
+    with pytest.raises(ValueError, match="6 sequences|has 5"):
+        est.fit(X, y[:5])
+    with pytest.raises(ValueError, match="Complex"):
+        est.fit(X + 1j, y)
+    est.fit(X, y)
+    with pytest.raises(ValueError, match="features per time step"):
+        est.predict(X[:, :, :1])
+    assert np.array_equal(X, X0)
