@@ -128,6 +128,7 @@ cdef class NormalOperator:
     cdef double[::1] ws_d          # dense BLAS path workspaces (float64 data): E block
     cdef float[::1] ws_s           # (float32 data): V copy, E block, T block
     cdef object _keep, _A_py, _w_arr, _mu_arr, _B_arr
+    cdef readonly Py_ssize_t n_passes   # fused passes over A so far (diagnostics, benchmarks)
 
     def __init__(self, A, B, sample_weight=None, column_offset=None, n_threads=None,
                  dense_kernel="blas", block_bytes=262144):
@@ -287,6 +288,7 @@ cdef class NormalOperator:
         cdef int st = FASTSEQ_OK
         cdef const double *Bp = self.B if with_b else NULL
         cdef double *wk = &self.work[0]
+        self.n_passes += 1
         # c = mu^T V  (A_c V = A V - 1 c^T)
         for l in range(ka):
             c[l] = 0.0
@@ -450,7 +452,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     arnorm, xnorm (k each) and history ((history_len + 1) x k normal-residual estimates, NaN
     after a column stopped). ``bnorm`` is ||W^{1/2} b|| per column, computed here.
     """
-    cdef Py_ssize_t p = op.p, k = op.k, n = op.n
+    cdef Py_ssize_t p = op.p, k = op.k
     cdef Py_ssize_t j, l, a, ka, itn = 0
     x_arr = np.array(X0, dtype=np.float64, order="C", copy=True)
     d_arr = np.ascontiguousarray(d, dtype=np.float64)
@@ -460,10 +462,8 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     cdef double[:, ::1] St = np.zeros((p, k))    # true s of the residual pass
     cdef double[::1] f_ref = np.zeros(k)
     cdef double[:, ::1] P = np.zeros((p, k))
-    cdef double[:, ::1] Tfull = np.zeros((p, k))
     cdef double[::1] Vact = np.zeros(p * k)     # active columns of P, gathered (p x ka)
     cdef double[::1] Tact = np.zeros(p * k)
-    cdef double[::1] Vneg = np.zeros(p * k)     # -x for the residual pass
     cdef double[::1] cbuf = np.zeros(k)
     cdef double[::1] sumsq = np.zeros(k)
     cdef double[::1] usum = np.zeros(k)
@@ -487,25 +487,23 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
     cdef double[:, ::1] hist = hist_arr
     cdef double damp2 = damp * damp
     cdef double ctol = 1.0 / conlim if conlim > 0 else 0.0
-    cdef double alpha, beta, delta, pp2, pps, xx, xs, g, tdiag, rnorm, arnorm, anorm, acond
-    cdef double xnorm, test1, test2, test3, t1, rtol, dj, xsj, wsum, drift
+    cdef double alpha, beta, delta, pp2, pps, xx, xs, g, tdiag, drift
     cdef int cand, n_active, need_recompute, periodic
     cdef Py_ssize_t hist_i
     cdef Py_ssize_t[::1] last_confirm = np.full(k, -1, dtype=np.intp)
     cdef Py_ssize_t[::1] confirm_gap = np.ones(k, dtype=np.intp)
-    cdef const double *Bp
-    cdef const double *wp
 
     # ||W^{1/2} b|| per column
     Barr = op._B_arr
-    wsum_b = (Barr * Barr) if op._w_arr is None else (Barr * Barr) * op._w_arr[:, None]
-    bn = np.sqrt(wsum_b.sum(axis=0))
+    # (einsum: no n x k temporary)
+    bn = np.sqrt(np.einsum("il,il->l", Barr, Barr) if op._w_arr is None else
+                 np.einsum("i,il,il->l", op._w_arr, Barr, Barr))
     for l in range(k):
         bnorm[l] = bn[l]
 
     with nogil:
         # ---- start: true residual pass, s = A_c^T W (b - A_c x) - damp^2 x, f = r2norm^2
-        _residual_pass(op, x, s, Vneg, cbuf, Tfull, sumsq, usum, f, damp2, p, k)
+        _residual_pass(op, x, s, Vact, cbuf, Tact, sumsq, usum, f, damp2, p, k)
         for l in range(k):
             g = 0.0
             for j in range(p):
@@ -615,7 +613,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                         need_recompute = 1
             if periodic or need_recompute:
                 # true s and f for every column (one fused pass with V = -x, B = b)
-                _residual_pass(op, x, St, Vneg, cbuf, Tfull, sumsq, usum, f, damp2, p, k)
+                _residual_pass(op, x, St, Vact, cbuf, Tact, sumsq, usum, f, damp2, p, k)
                 for a in range(ka):
                     l = cols[a]
                     f_ref[l] = f[l]
@@ -661,7 +659,7 @@ def cgls_iterate(NormalOperator op, X0, d, double damp, double atol, double btol
                 beta_prev[l] = beta
 
     hist_len_used = min(itn, history_len) + 1
-    out.update(x=x_arr, istop=istop_arr, n_iter=itn_arr,
+    out.update(x=x_arr, istop=istop_arr, n_iter=itn_arr, n_passes=op.n_passes,
                history=hist_arr[:hist_len_used].copy())
     return out
 
@@ -718,20 +716,21 @@ cdef int _lsqr_tests(Py_ssize_t l, double[:, ::1] x, const double[::1] dv, Py_ss
 
 
 cdef int _residual_pass(NormalOperator op, double[:, ::1] x, double[:, ::1] s, double[::1] Vneg,
-                        double[::1] cbuf, double[:, ::1] T, double[::1] sumsq, double[::1] usum,
+                        double[::1] cbuf, double[::1] T, double[::1] sumsq, double[::1] usum,
                         double[::1] f, double damp2, Py_ssize_t p, Py_ssize_t k) except -1 nogil:
     # s = A_c^T W (b - A_c x) - damp^2 x,  f = ||b - A_c x||_W^2 + damp^2 ||x||^2
-    # (the fused pass with V = -x and B = b: E = A_c(-x) + b is the residual)
+    # (the fused pass with V = -x and B = b: E = A_c(-x) + b is the residual).
+    # Vneg and T are the (p x k) direction-pass buffers, free between direction passes.
     cdef Py_ssize_t j, l
     cdef double xx
     for j in range(p):
         for l in range(k):
             Vneg[j * k + l] = -x[j, l]
-    op.normal(k, &Vneg[0], True, &cbuf[0], &T[0, 0], &sumsq[0], &usum[0])
+    op.normal(k, &Vneg[0], True, &cbuf[0], &T[0], &sumsq[0], &usum[0])
     for l in range(k):
         xx = 0.0
         for j in range(p):
-            s[j, l] = T[j, l] - damp2 * x[j, l]
+            s[j, l] = T[j * k + l] - damp2 * x[j, l]
             xx += x[j, l] * x[j, l]
         f[l] = sumsq[l] + damp2 * xx
     return 0

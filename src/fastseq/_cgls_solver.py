@@ -145,6 +145,9 @@ def _cgls_solve(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, ma
         ``A_c p = A p - 1 (mu^T p)`` and ``A_c^T r = A^T r - mu (1^T r)``. With ``mu`` the
         (weighted) column means this is the centred problem of a fitted intercept, and a sparse A
         stays sparse. The intercept is then ``(weighted mean of b) - mu^T x`` (caller's job).
+        Pass ``b`` centred as well (``b - weighted mean``): with ``mu`` the weighted means,
+        ``A_c^T W 1 = 0`` so x is the same, but ``r1norm`` and the S1/S2 tests then measure the
+        residual of the model with intercept instead of one inflated by the mean of b.
     recompute_every : int
         Period of the true-residual pass (residual replacement); 0 disables the periodic pass
         (it still happens before any column is declared converged).
@@ -298,6 +301,12 @@ def cgls(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, max_iter=
     ``acond = anorm * sqrt(trace(T_k^{-1}))`` with ``trace(T_k^{-1}) =
     sum_i ||D^{-1} p_i||^2 / (p_i^T N p_i)``. In exact arithmetic CGLS, LSQR and these numbers
     coincide, so with ``precondition=False`` CGLS stops where ``scipy.sparse.linalg.lsqr`` does.
+
+    For a rank-deficient ``A`` (e.g. more columns than rows) started from ``x0 = 0``, the
+    unpreconditioned iterates converge to the minimum-norm least-squares solution (as lsqr's);
+    with ``precondition=True`` CG runs on ``A D``, so the limit is the least-squares solution of
+    minimum ``||D^{-1} x||`` instead. Pass ``precondition=False`` when the minimum-norm solution
+    is wanted.
 
     Examples
     --------

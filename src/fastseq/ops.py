@@ -5,7 +5,6 @@ Each area adds its functions in its own block below, imported from its private m
 
 # ---- least squares: conjugate-gradient least squares (CGLS) --------------------------------
 from fastseq._cgls_solver import CGLSResult, cgls  # noqa: E402,F401
-# ---- end CGLS -------------------------------------------------------------------------------
 
 # ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent_ops) ----
 from fastseq._recurrent_ops import (  # noqa: F401
@@ -16,3 +15,8 @@ from fastseq._recurrent_ops import (  # noqa: F401
     rnn_backward,
     rnn_forward,
 )
+
+__all__ = [
+    "CGLSResult", "cgls",
+    "LSTMCache", "RNNCache", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
+]
