@@ -23,6 +23,9 @@ def _parser():
                        help="output directory for the report (default: ./fastseq-bench)")
     bench.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
                        help="only benchmarks matching this pytest -k expression")
+    bench.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="BLAS/OpenMP threads in the benchmark processes (sets "
+                            "OPENBLAS/OMP/MKL_NUM_THREADS; default: the libraries' own)")
     bench.add_argument("--files", default="bench_*.py", metavar="GLOB",
                        help="benchmark files to run (default: bench_*.py, the whole suite)")
     return parser
@@ -38,7 +41,8 @@ def main(argv=None):
     if args.command == "bench":
         from fastseq._bench.run import run_bench
 
-        return run_bench(args.out, quick=args.quick, keyword=args.keyword, files=args.files)
+        return run_bench(args.out, quick=args.quick, keyword=args.keyword, files=args.files,
+                         threads=args.threads)
     parser.print_help()
     return 2
 

@@ -44,8 +44,14 @@ def suite_dir():
     return None
 
 
-def _clean_env(quick):
+def _clean_env(quick, threads=None):
     env = dict(os.environ)
+    if threads is not None:
+        # One BLAS thread count for every pool in the process (NumPy's and SciPy's OpenBLAS,
+        # torch's OpenMP): on a small shared machine idle pools spinning against each other
+        # stall multi-threaded calls by a scheduler tick (~16 ms), far above the work itself.
+        for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[key] = str(threads)
     for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         env.pop(key, None)
     env["FASTSEQ_BENCH_QUICK"] = "1" if quick else "0"
@@ -75,7 +81,7 @@ def _run_step(title, args, env, cwd, log=None):
     return rc, text
 
 
-def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py"):
+def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py", threads=None):
     """Run everything; return the process exit code (0 when every benchmark passed)."""
     missing = [m for m in ("pytest", "pytest_benchmark") if importlib.util.find_spec(m) is None]
     if missing:
@@ -87,14 +93,18 @@ def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py"):
         print("fastseq bench: no benchmark suite found (neither fastseq/_bench/bench nor a "
               "checkout's bench/ directory)", file=sys.stderr)
         return 2
-    pattern = files
-    files = sorted(str(p) for p in suite.glob(pattern) if p.name.endswith(".py"))
+    files_pattern = files
+    files = sorted(str(p) for p in suite.glob(files_pattern) if p.name.endswith(".py"))
     if not files:
-        print(f"fastseq bench: no benchmark file in {suite} matches {pattern!r}", file=sys.stderr)
+        print(f"fastseq bench: no benchmark file in {suite} matches {files_pattern!r}",
+              file=sys.stderr)
         return 2
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = _clean_env(quick)
+    if threads is not None and threads < 1:
+        print(f"fastseq bench: --threads must be >= 1, got {threads}", file=sys.stderr)
+        return 2
+    env = _clean_env(quick, threads)
     flag = ["--quick"] if quick else []
     print(f"fastseq bench: suite {suite}, output {out}{' (quick)' if quick else ''}", flush=True)
 
@@ -133,7 +143,10 @@ def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py"):
 
     from fastseq._bench.report import write_report
 
-    command = "fastseq bench" + (" --quick" if quick else "") + f" --out {out_dir}"
+    command = ("fastseq bench" + (" --quick" if quick else "")
+               + (f" --threads {threads}" if threads is not None else "")
+               + (f" --files '{files_pattern}'" if files_pattern != "bench_*.py" else "")
+               + (f" -k '{keyword}'" if keyword else "") + f" --out {out_dir}")
     result = write_report(str(out), benchmark_json=str(bench_json),
                           machine_json=str(out / "machine.json"),
                           convergence_json=str(out / "convergence.json"),
