@@ -512,11 +512,11 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
 
 
 def _check_csr_structure(X):
-    # The CSR kernel indexes the coefficients with X.indices: check them once per call
-    # (scipy does not verify them on construction).
+    # The CSR kernels (SGD, CGLS) index the coefficients with X.indices: check them once per call
+    # (scipy does not verify them on construction), O(nnz) next to an epoch / a solve.
     indptr, indices = X.indptr, X.indices
     if indptr.shape[0] != X.shape[0] + 1 or indptr[0] != 0 or indptr[-1] != indices.shape[0] \
-            or np.any(np.diff(indptr) < 0):
+            or X.data.shape[0] != indices.shape[0] or np.any(np.diff(indptr) < 0):
         raise ValueError("X is a malformed CSR matrix (indptr is not a monotone 0..nnz index)")
     if indices.size and (indices.min() < 0 or indices.max() >= X.shape[1]):
         raise ValueError(f"X is a malformed CSR matrix: column indices outside [0, {X.shape[1]})")
