@@ -397,6 +397,17 @@ def test_cgls_not_converged_warns(rng):
         LinearRegression(solver="cgls", max_iter=2).fit(X, y)
 
 
+def test_cgls_condition_limit_stop_warns(rng):
+    # degree-16 polynomial columns: cond of the equilibrated design > 1e8, so CGLS stops on
+    # LSQR's rule S3 (istop 3) long before max_iter; that is not convergence either
+    from sklearn.exceptions import ConvergenceWarning
+    X = np.vander(np.linspace(0, 1, 300), 16)
+    y = X @ np.ones(16) + 0.1 * rng.standard_normal(300)
+    with pytest.warns(ConvergenceWarning, match="condition"):
+        reg = LinearRegression(solver="cgls", max_iter=5000).fit(X, y)
+    assert reg.n_iter_ < 5000
+
+
 # ================================================================================ streaming
 @pytest.mark.parametrize("solver", DIRECT)
 @pytest.mark.parametrize("splits", [[300], [1, 299], [50, 50, 200], [7] * 42 + [6]])

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.linalg import LinAlgWarning, eigh
 from scipy.sparse.linalg import LinearOperator
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -435,9 +436,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.n_iter_ = None
             return None
         if accept_partial and (istop == 7).any():
-            from sklearn.exceptions import ConvergenceWarning
             warnings.warn(f"CGLS did not converge within {n_iter} iterations; increase max_iter "
                           "or tol", ConvergenceWarning, stacklevel=3)
+        if accept_partial and np.isin(istop, (3, 6)).any():
+            # S3: cond(X D) passed conlim = 1e8; CG stopped short of the solution, never silently
+            warnings.warn(f"CGLS stopped after {n_iter} iterations because the condition "
+                          "estimate of the (equilibrated) design exceeded 1e8; the coefficients "
+                          "may be inaccurate: use solver='qr' (or 'auto'), or alpha > 0",
+                          ConvergenceWarning, stacklevel=3)
         self.solver_ = "cgls"
         self.n_iter_ = n_iter
         self.rank_ = None
