@@ -464,6 +464,12 @@ def test_partial_fit_errors(rng):
         pf.partial_fit(X[:, :3], y)
     with pytest.raises(ValueError, match="target"):
         pf.partial_fit(X, np.c_[y, y])
+    # parameters changed between calls are validated too (a negative alpha was used silently)
+    for solver in ("auto", "qr"):
+        changed = LinearRegression(solver=solver).partial_fit(X, y)
+        changed.set_params(alpha=-1.0)
+        with pytest.raises(ValueError, match="alpha"):
+            changed.partial_fit(X, y)
     with pytest.raises(ValueError, match="cgls"):
         LinearRegression(solver="cgls").partial_fit(X, y)
     # fit discards the stream; partial_fit then starts over

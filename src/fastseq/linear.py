@@ -464,9 +464,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         -------
         self : LinearRegression
         """
+        # Parameters are validated on every call (sklearn's _fit_context skips partial_fit once
+        # fitted), because alpha is applied afresh at each solve of the streamed state.
+        self._validate_params()
         first = "_stream" not in self.__dict__
         if first:
-            self._validate_params()
             if self.solver == "cgls":
                 raise ValueError("partial_fit is not available with solver='cgls' (CGLS needs all "
                                  "rows at once); use solver='auto', 'cholesky' or 'qr'")
