@@ -288,6 +288,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         self : SGDRegressor
             The updated estimator.
         """
+        # _fit_context skips parameter validation once fitted; eta0 / alpha / ... are used
+        # afresh by every call, so check them every time (cheap).
+        self._validate_params()
         first = not hasattr(self, "coef_")
         X, Y, sample_weight = self._validate_fit_data(X, y, sample_weight, reset=first)
         if first:
