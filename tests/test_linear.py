@@ -534,6 +534,12 @@ def test_bad_data(rng):
         yb[0] = bad
         with pytest.raises(ValueError, match="NaN|inf"):
             reg.fit(X, yb)
+        # a LinearOperator's output is only seen through its products: the error names X
+        bad_op = aslinearoperator(Xb)
+        for intercept in (True, False):
+            with pytest.raises(ValueError, match="LinearOperator.* NaN"), \
+                    np.errstate(invalid="ignore"):  # inf * 0 inside the operator's own product
+                LinearRegression(fit_intercept=intercept).fit(bad_op, y)
     with pytest.raises(ValueError, match="2D|2-D|dimension"):
         reg.fit(X[:, 0], y)
     with pytest.raises(ValueError):

@@ -600,7 +600,12 @@ def _operator_column_means(X, w, wsum):
     wv = np.ones(n) if w is None else w
     if sp.issparse(X):
         return np.asarray(X.T @ wv, dtype=np.float64).ravel() / wsum
-    return np.asarray(X.rmatvec(wv), dtype=np.float64).ravel() / wsum
+    means = np.asarray(X.rmatvec(wv), dtype=np.float64).ravel() / wsum
+    if not np.isfinite(means).all():
+        # the operator's entries are only seen through its products
+        raise ValueError("X (a LinearOperator) returned NaN or infinity from rmatvec (column "
+                         "means for the intercept)")
+    return means
 
 
 def _sparse_comoment(X, Y, w, xmean, ymean, wsum):
