@@ -150,6 +150,11 @@ def test_triangular_and_min_norm_solves(rng):
     R = np.asfortranarray(sl.qr(np.hstack([A, Y]), mode="r")[0][: p + k])
     beta, rcond, d, info = _lstsq.triangular_solve(R, p)
     assert info == 0 and rcond > 1e-3
+    for bad_p in (0, p + k + 1):  # p beyond R: out-of-bounds reads with boundscheck off
+        with pytest.raises(ValueError, match="augmented R"):
+            _lstsq.triangular_solve(R, bad_p)
+        with pytest.raises(ValueError, match="augmented R"):
+            _lstsq.min_norm_solve(R, bad_p, 1e-12)
     np.testing.assert_allclose(beta, sl.lstsq(A, Y)[0], rtol=1e-12)
     np.testing.assert_allclose(d, np.linalg.norm(A, axis=0), rtol=1e-12)
     # rank 3 of 5: minimum-norm answer == pinv
