@@ -186,18 +186,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return self._validate_operator(X, y, sample_weight, reset=reset)
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
-        if y.dtype.kind not in "fiub":
-            raise TypeError(f"y has dtype {y.dtype}; LinearRegression needs real numeric targets")
         y_ndim = y.ndim
-        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
-        if not np.isfinite(Y).all():
-            raise ValueError("y contains NaN or infinity")
-        w = None
-        if sample_weight is not None:
-            w = np.ascontiguousarray(_check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
-            if not w.any():
-                raise ValueError("sample_weight is zero for every sample; nothing to fit")
+        Y, w = _targets_and_weights(y, sample_weight, X)
         if not sp.issparse(X):
             X = np.ascontiguousarray(X)
         check_blas_dims(n_samples=X.shape[0], n_features_plus_targets=X.shape[1] + Y.shape[1],
@@ -219,15 +209,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if y.ndim not in (1, 2) or y.shape[0] != n or y.size == 0:
             raise ValueError(f"y must be 1-D or 2-D with {n} rows (the operator's shape {X.shape}),"
                              f" got shape {y.shape}")
-        Y = np.ascontiguousarray(y.reshape(n, -1), dtype=np.float64)
-        if not np.isfinite(Y).all():
-            raise ValueError("y contains NaN or infinity")
-        w = None
-        if sample_weight is not None:
-            w = np.ascontiguousarray(_check_sample_weight(
-                sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True))
-            if not w.any():
-                raise ValueError("sample_weight is zero for every sample; nothing to fit")
+        Y, w = _targets_and_weights(y, sample_weight, np.empty((n, 0)))
         return X, Y, y.ndim, w
 
     # --------------------------------------------------------------------------------------- fit
@@ -592,6 +574,23 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                               dtype=[np.float64, np.float32])
             out = X @ self.coef_.T
         return np.asarray(out) + self.intercept_
+
+
+def _targets_and_weights(y, sample_weight, X):
+    """y as a C-contiguous float64 (n, k) block and the checked weights (or None); X only
+    supplies the row count (any object with a shape) to _check_sample_weight."""
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"y has dtype {y.dtype}; LinearRegression needs real numeric targets")
+    Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
+    if not np.isfinite(Y).all():
+        raise ValueError("y contains NaN or infinity")
+    w = None
+    if sample_weight is not None:
+        w = np.ascontiguousarray(_check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        if not w.any():
+            raise ValueError("sample_weight is zero for every sample; nothing to fit")
+    return Y, w
 
 
 def _operator_column_means(X, w, wsum):
