@@ -211,7 +211,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         warm = self.warm_start and hasattr(self, "coef_")
-        X, Y, sample_weight = self._validate_fit_data(X, y, sample_weight, reset=not warm)
+        X, Y, sample_weight, self._y_ndim = self._validate_fit_data(X, y, sample_weight,
+                                                                    reset=not warm)
         if warm and self._coef_dtype != X.dtype:
             self._cast_state(X.dtype)
         if not warm or self._n_outputs != Y.shape[1]:
@@ -292,7 +293,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         # afresh by every call, so check them every time (cheap).
         self._validate_params()
         first = not hasattr(self, "coef_")
-        X, Y, sample_weight = self._validate_fit_data(X, y, sample_weight, reset=first)
+        X, Y, sample_weight, y_ndim = self._validate_fit_data(X, y, sample_weight, reset=first)
         if first:
             self._init_state(X.shape[1], Y.shape[1], X.dtype)
             self.t_ = 1.0
@@ -303,6 +304,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         elif Y.shape[1] != self._n_outputs:
             raise ValueError(f"y has {Y.shape[1]} outputs but this SGDRegressor was fitted with "
                              f"{self._n_outputs}; partial_fit cannot change the output count")
+        elif y_ndim != self._y_ndim:
+            # coef_ is 1-D for a 1-D y and 2-D otherwise: a flip between calls would change
+            # the shape of coef_ and of predict's output mid-stream
+            raise ValueError(f"y is {y_ndim}-D but earlier calls had {self._y_ndim}-D y; "
+                             "partial_fit cannot change the shape of y")
+        self._y_ndim = y_ndim
         self._check_learning_rate()
         self._start_call(Y, sample_weight)
         rng = check_random_state(self.random_state)
@@ -368,8 +375,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         sample_weight = np.ascontiguousarray(sample_weight)
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight contains NaN or infinity")
-        self._y_ndim = y.ndim
-        return X, Y, sample_weight
+        return X, Y, sample_weight, y.ndim
 
     def _check_learning_rate(self):
         if self.learning_rate == "optimal" and self.alpha == 0:
