@@ -21,7 +21,6 @@ permutation, and batch_size=1 without shuffling against scikit-learn's updates (
 printed at the end reports median time, epochs, test R^2 and the relative normal-equation
 residual ||A^T (A theta - y)|| / ||A^T y|| (A = [X, 1]) so accuracy is comparable.
 """
-import time
 import warnings
 
 import numpy as np
@@ -207,10 +206,8 @@ def test_time_to_tol(benchmark, problem, case):
     params = dict(tol=1e-3, n_iter_no_change=5, max_iter=1000, random_state=0, eta0=eta0)
     est = (SkSGDRegressor(**params) if lib == "sklearn"
            else SGDRegressor(batch_size=batch_size, **params))
-    start = time.perf_counter()
     benchmark.pedantic(est.fit, args=(X, y), rounds=2 if kind == "dense" else 1, iterations=1,
                        warmup_rounds=0)
-    assert time.perf_counter() - start > 0
     r2 = _record(benchmark, benchmark.group, case, eta0, est.n_iter_, est.coef_,
                  est.intercept_, X, y, X_test, y_test)
     assert r2 > 0.9, f"{case} did not fit ({r2=})"  # the methods reached a comparable model

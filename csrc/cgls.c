@@ -39,8 +39,11 @@ int fastseq_cgls_max_threads(void)
  * Per-thread scalars (sumsq, usum: k each) and the row buffer e (k) live after all slices:
  * scal_t = work + (nthreads - 1) * p * k + t * 3 * k.  The driver sizes work accordingly:
  * (nthreads - 1) * p * k + nthreads * 3 * k doubles. */
-static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, double *T, double *sumsq,
-                        double *usum, double *work)
+/* `nthreads` is the layout the slices were placed with (CGLS_THREAD_SETUP); `team` <= nthreads
+ * is the number of threads OpenMP actually started (fewer under OMP_THREAD_LIMIT, nesting or
+ * OMP_DYNAMIC): only their slices were written, but they sit at the nthreads layout. */
+static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double *T,
+                        double *sumsq, double *usum, double *work)
 {
     const ptrdiff_t pk = p * k;
     double *scal = work + (ptrdiff_t)(nthreads - 1) * pk;
@@ -48,20 +51,20 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, double *T, doubl
         sumsq[l] = 0.0;
         usum[l] = 0.0;
     }
-    for (int t = 0; t < nthreads; t++) {
+    for (int t = 0; t < team; t++) {
         for (ptrdiff_t l = 0; l < k; l++) {
             sumsq[l] += scal[t * 3 * k + l];
             usum[l] += scal[t * 3 * k + k + l];
         }
     }
     /* T += sum_t T_t, parallel over entries (the slices are p * k, tiny next to X). */
-    if (nthreads > 1) {
+    if (team > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+#pragma omp parallel for num_threads(team) schedule(static)
 #endif
         for (ptrdiff_t j = 0; j < pk; j++) {
             double acc = T[j];
-            for (int t = 1; t < nthreads; t++) {
+            for (int t = 1; t < team; t++) {
                 acc += work[(ptrdiff_t)(t - 1) * pk + j];
             }
             T[j] = acc;
@@ -172,7 +175,7 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, double *T, doubl
             }                                                                                   \
         }                                                                                       \
         DATA_PARALLEL_END                                                                       \
-        cgls_reduce(p, k, team, T, sumsq, usum, work);                                          \
+        cgls_reduce(p, k, nthreads, team, T, sumsq, usum, work);                                \
         return FASTSEQ_OK;                                                                      \
     }                                                                                           \
                                                                                                 \
@@ -255,7 +258,7 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, double *T, doubl
             }                                                                                   \
         }                                                                                       \
         DATA_PARALLEL_END                                                                       \
-        cgls_reduce(p, k, team, T, sumsq, usum, work);                                          \
+        cgls_reduce(p, k, nthreads, team, T, sumsq, usum, work);                                \
         return FASTSEQ_OK;                                                                      \
     }                                                                                           \
                                                                                                 \

@@ -383,3 +383,57 @@ def test_fused_pass_degenerate_shapes(rng):
             dense = M.toarray() if sp.issparse(M) else M
             T = op.normal_product(V)[0]
             np.testing.assert_allclose(T, dense.T @ (dense @ V), rtol=1e-12, atol=1e-14)
+
+
+def test_malformed_csr_is_rejected_not_written_out_of_bounds():
+    # scipy does not check index bounds on construction; the kernels scatter into T[indices]
+    b = np.ones(3)
+    bad_index = sp.csr_matrix((np.ones(3), np.array([0, 1, 5]), np.array([0, 1, 2, 3])),
+                              shape=(3, 2))
+    with pytest.raises(ValueError, match="malformed CSR"):
+        cgls(bad_index, b)
+    bad_indptr = sp.csr_matrix((np.ones(3), np.array([0, 1, 1]), np.array([0, 1, 2, 3])),
+                               shape=(3, 2))
+    bad_indptr.indptr[1:3] = [3, 1]  # not monotone
+    with pytest.raises(ValueError, match="malformed CSR"):
+        cgls(bad_indptr, b)
+
+
+# The fused kernels place per-thread slices of their workspace for the requested thread count; the
+# threaded path only runs above ~2e6 stored entries (NormalOperator's cut-off).
+_THREADED_PASS = """
+import numpy as np, scipy.sparse as sp
+from fastseq import _cgls
+rng = np.random.default_rng(0)
+A = rng.standard_normal((20000, 101))
+A[rng.random(A.shape) < 0.01] = 0.0
+V = rng.standard_normal((101, 2))
+for M, kw in [(A, dict(dense_kernel="fused_c")), (sp.csr_matrix(A), {})]:
+    for k in (1, 2):
+        B = rng.standard_normal((20000, k))
+        op = _cgls.NormalOperator(M, B, n_threads=2, **kw)
+        E = A @ V[:, :k] + B
+        T, ss, us = op.normal_product(V[:, :k], with_b=True)
+        np.testing.assert_allclose(T, A.T @ E, rtol=1e-10, atol=1e-8)
+        np.testing.assert_allclose(ss, (E * E).sum(0), rtol=1e-10)
+        np.testing.assert_allclose(us, E.sum(0), rtol=1e-8, atol=1e-8)
+print("ok")
+"""
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("thread_limit", [None, "1"])
+def test_threaded_fused_pass_when_openmp_gives_fewer_threads(thread_limit):
+    # OMP_THREAD_LIMIT=1: OpenMP starts a team of 1 although 2 threads were asked for; the
+    # reduction must read the slices where that team wrote them (it used to read garbage).
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("OMP_THREAD_LIMIT", None)
+    if thread_limit is not None:
+        env["OMP_THREAD_LIMIT"] = thread_limit
+    out = subprocess.run([sys.executable, "-c", _THREADED_PASS], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -150,6 +150,11 @@ def test_triangular_and_min_norm_solves(rng):
     R = np.asfortranarray(sl.qr(np.hstack([A, Y]), mode="r")[0][: p + k])
     beta, rcond, d, info = _lstsq.triangular_solve(R, p)
     assert info == 0 and rcond > 1e-3
+    for bad_p in (0, p + k + 1):  # p beyond R: out-of-bounds reads with boundscheck off
+        with pytest.raises(ValueError, match="augmented R"):
+            _lstsq.triangular_solve(R, bad_p)
+        with pytest.raises(ValueError, match="augmented R"):
+            _lstsq.min_norm_solve(R, bad_p, 1e-12)
     np.testing.assert_allclose(beta, sl.lstsq(A, Y)[0], rtol=1e-12)
     np.testing.assert_allclose(d, np.linalg.norm(A, axis=0), rtol=1e-12)
     # rank 3 of 5: minimum-norm answer == pinv
@@ -397,6 +402,17 @@ def test_cgls_not_converged_warns(rng):
         LinearRegression(solver="cgls", max_iter=2).fit(X, y)
 
 
+def test_cgls_condition_limit_stop_warns(rng):
+    # degree-16 polynomial columns: cond of the equilibrated design > 1e8, so CGLS stops on
+    # LSQR's rule S3 (istop 3) long before max_iter; that is not convergence either
+    from sklearn.exceptions import ConvergenceWarning
+    X = np.vander(np.linspace(0, 1, 300), 16)
+    y = X @ np.ones(16) + 0.1 * rng.standard_normal(300)
+    with pytest.warns(ConvergenceWarning, match="condition"):
+        reg = LinearRegression(solver="cgls", max_iter=5000).fit(X, y)
+    assert reg.n_iter_ < 5000
+
+
 # ================================================================================ streaming
 @pytest.mark.parametrize("solver", DIRECT)
 @pytest.mark.parametrize("splits", [[300], [1, 299], [50, 50, 200], [7] * 42 + [6]])
@@ -453,6 +469,12 @@ def test_partial_fit_errors(rng):
         pf.partial_fit(X[:, :3], y)
     with pytest.raises(ValueError, match="target"):
         pf.partial_fit(X, np.c_[y, y])
+    # parameters changed between calls are validated too (a negative alpha was used silently)
+    for solver in ("auto", "qr"):
+        changed = LinearRegression(solver=solver).partial_fit(X, y)
+        changed.set_params(alpha=-1.0)
+        with pytest.raises(ValueError, match="alpha"):
+            changed.partial_fit(X, y)
     with pytest.raises(ValueError, match="cgls"):
         LinearRegression(solver="cgls").partial_fit(X, y)
     # fit discards the stream; partial_fit then starts over
@@ -517,6 +539,12 @@ def test_bad_data(rng):
         yb[0] = bad
         with pytest.raises(ValueError, match="NaN|inf"):
             reg.fit(X, yb)
+        # a LinearOperator's output is only seen through its products: the error names X
+        bad_op = aslinearoperator(Xb)
+        for intercept in (True, False):
+            with pytest.raises(ValueError, match="LinearOperator.* NaN"), \
+                    np.errstate(invalid="ignore"):  # inf * 0 inside the operator's own product
+                LinearRegression(fit_intercept=intercept).fit(bad_op, y)
     with pytest.raises(ValueError, match="2D|2-D|dimension"):
         reg.fit(X[:, 0], y)
     with pytest.raises(ValueError):

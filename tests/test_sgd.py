@@ -430,9 +430,18 @@ def test_partial_fit_checks(rng):
         reg.partial_fit(X[:, :3], y[:, 0])
     with pytest.raises(ValueError, match="outputs"):
         reg.partial_fit(X, np.column_stack([y, y]))
+    with pytest.raises(ValueError, match="2-D"):  # coef_ would turn from (p,) into (1, p)
+        reg.partial_fit(X, y[:, :1])
+    assert reg.coef_.shape == (X.shape[1],) and reg.predict(X).shape == (X.shape[0],)
     # later batches are converted to the dtype of the first
     reg.partial_fit(X.astype(np.float32), y[:, 0])
     assert reg.coef_.dtype == np.float64
+    # parameters changed between calls are validated too (sklearn's _fit_context skips
+    # partial_fit once fitted; a negative eta0 / alpha was used silently)
+    for bad in (dict(eta0=-0.5), dict(alpha=-1.0)):
+        changed = SGDRegressor().partial_fit(X, y[:, 0]).set_params(**bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            changed.partial_fit(X, y[:, 0])
 
 
 @pytest.mark.parametrize("bad,match", [

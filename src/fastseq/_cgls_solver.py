@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastseq import _cgls
 from fastseq._validation import check_blas_dims, check_float_array, check_positive
+from fastseq.sgd import _check_csr_structure
 
 __all__ = ["CGLSResult", "cgls"]
 
@@ -111,6 +112,8 @@ def _as_operand(A):
             indices = indices.astype(np.int64)
         data, indices, indptr = (np.ascontiguousarray(a) for a in (csr.data, indices, indptr))
         csr = sp.csr_matrix((data, indices, indptr), shape=csr.shape, copy=False)
+        # the fused kernels scatter into T[indices]: an out-of-range index is a heap write
+        _check_csr_structure(csr)
         return "csr", csr, csr.dtype.type
     arr = check_float_array(A, "A", ndim=2, finite=False)
     return "dense", arr, arr.dtype.type

@@ -244,32 +244,49 @@ def cholesky_solve(const double[::1, :] U, const double[::1] s, double[::1, :] r
         raise RuntimeError(f"dpotrs failed (info={info})")
 
 
+cdef _check_augmented_r(const double[::1, :] R, Py_ssize_t p):
+    if R.shape[0] != R.shape[1] or not 0 < p <= R.shape[0]:
+        raise ValueError(f"augmented R must be square (m, m) with 0 < p <= m, got shape "
+                         f"({R.shape[0]}, {R.shape[1]}) and p={p}")
+
+
+cdef void _equilibrate_split(const double[::1, :] R, Py_ssize_t p, double[::1, :] A,
+                             double[::1, :] rhs, double[::1] d) noexcept nogil:
+    # Split the augmented R (m, m) = [[R11, R12], [0, rho]] into the column-equilibrated
+    # A = R11 D^{-1} (upper triangle), d_j = ||R11[:, j]|| (1 for a zero column; the weighted
+    # norm of centered column j), and rhs = R12 (p, m - p).
+    cdef Py_ssize_t m = R.shape[0], i, j
+    cdef double nrm
+    for j in range(p):
+        nrm = 0.0
+        for i in range(j + 1):
+            nrm += R[i, j] * R[i, j]
+        nrm = sqrt(nrm)
+        d[j] = nrm if nrm > 0.0 else 1.0
+        for i in range(j + 1):
+            A[i, j] = R[i, j] / d[j]
+    for j in range(m - p):
+        for i in range(p):
+            rhs[i, j] = R[i, p + j]
+
+
 def triangular_solve(const double[::1, :] R, Py_ssize_t p):
     """Full-rank solve from the augmented R (m, m): beta = R11^{-1} R12 (p, k).
 
     Columns are equilibrated first (d_j = ||R11[:, j]|| = weighted norm of centered column j):
     A = R11 D^{-1}; rcond = dtrcon estimate of A's reciprocal 1-norm condition number. Returns
     (beta, rcond, d, info); info > 0: exactly singular A."""
+    _check_augmented_r(R, p)  # before the (p, m - p) workspaces are sized
     cdef Py_ssize_t m = R.shape[0], k = m - p, i, j
     cdef double[::1, :] A = np.zeros((p, p), order="F")
     cdef double[::1, :] z = np.empty((p, k), order="F")
     cdef double[::1] d = np.empty(p)
     cdef double[::1] work = np.empty(3 * p)
     cdef int[::1] iwork = np.empty(p, dtype=np.intc)
-    cdef double rcond = 0.0, nrm
+    cdef double rcond = 0.0
     cdef int info = 0
     with nogil:
-        for j in range(p):
-            nrm = 0.0
-            for i in range(j + 1):
-                nrm += R[i, j] * R[i, j]
-            nrm = sqrt(nrm)
-            d[j] = nrm if nrm > 0.0 else 1.0
-            for i in range(j + 1):
-                A[i, j] = R[i, j] / d[j]
-        for j in range(k):
-            for i in range(p):
-                z[i, j] = R[i, p + j]
+        _equilibrate_split(R, p, A, z, d)
         info = _trcon(c'1', c'U', c'N', <int>p, &A[0, 0], <int>p, &rcond, &work[0], &iwork[0])
         if info == 0 and rcond > 0.0:
             # z = scipy.linalg.solve_triangular(A, z)
@@ -291,6 +308,7 @@ def min_norm_solve(const double[::1, :] R, Py_ssize_t p, double rank_tol):
        (in the caller's coordinates, so it equals pinv on the rank-r approximation) comes from the
        QR of M' = D P T[:r]' = Q3 T3 (dgeqrf): beta = Q3 [T3^{-T} c1; 0].
     Returns (beta (p, k), rank)."""
+    _check_augmented_r(R, p)
     cdef Py_ssize_t m = R.shape[0], k = m - p, i, j, jj, r = 0
     cdef double[::1, :] A = np.zeros((p, p), order="F")
     cdef double[::1, :] c = np.empty((p, k), order="F")
@@ -299,7 +317,7 @@ def min_norm_solve(const double[::1, :] R, Py_ssize_t p, double rank_tol):
     cdef double[::1] tau = np.empty(p)
     cdef double[::1] tau3 = np.empty(p)
     cdef int[::1] jpvt = np.zeros(p, dtype=np.intc)
-    cdef double nrm, t00, wq = 0.0
+    cdef double t00, wq = 0.0
     cdef int info = 0, lwork
     cdef double[::1] work
     # workspace query (geqp3 needs the most)
@@ -307,17 +325,7 @@ def min_norm_solve(const double[::1, :] R, Py_ssize_t p, double rank_tol):
     lwork = max(<int>wq, 3 * <int>p + 1, <int>(k * 64 + 64), 64 * <int>p)
     work = np.empty(lwork)
     with nogil:
-        for j in range(p):
-            nrm = 0.0
-            for i in range(j + 1):
-                nrm += R[i, j] * R[i, j]
-            nrm = sqrt(nrm)
-            d[j] = nrm if nrm > 0.0 else 1.0
-            for i in range(j + 1):
-                A[i, j] = R[i, j] / d[j]
-        for j in range(k):
-            for i in range(p):
-                c[i, j] = R[i, p + j]
+        _equilibrate_split(R, p, A, c, d)
         # A[:, perm] = Q2 @ T
         info = _geqp3(<int>p, <int>p, &A[0, 0], <int>p, &jpvt[0], &tau[0], &work[0], lwork)
     if info != 0:

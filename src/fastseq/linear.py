@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from scipy.linalg import LinAlgWarning, eigh
 from scipy.sparse.linalg import LinearOperator
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -185,18 +186,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return self._validate_operator(X, y, sample_weight, reset=reset)
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
-        if y.dtype.kind not in "fiub":
-            raise TypeError(f"y has dtype {y.dtype}; LinearRegression needs real numeric targets")
         y_ndim = y.ndim
-        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
-        if not np.isfinite(Y).all():
-            raise ValueError("y contains NaN or infinity")
-        w = None
-        if sample_weight is not None:
-            w = np.ascontiguousarray(_check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
-            if not w.any():
-                raise ValueError("sample_weight is zero for every sample; nothing to fit")
+        Y, w = _targets_and_weights(y, sample_weight, X)
         if not sp.issparse(X):
             X = np.ascontiguousarray(X)
         check_blas_dims(n_samples=X.shape[0], n_features_plus_targets=X.shape[1] + Y.shape[1],
@@ -218,15 +209,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if y.ndim not in (1, 2) or y.shape[0] != n or y.size == 0:
             raise ValueError(f"y must be 1-D or 2-D with {n} rows (the operator's shape {X.shape}),"
                              f" got shape {y.shape}")
-        Y = np.ascontiguousarray(y.reshape(n, -1), dtype=np.float64)
-        if not np.isfinite(Y).all():
-            raise ValueError("y contains NaN or infinity")
-        w = None
-        if sample_weight is not None:
-            w = np.ascontiguousarray(_check_sample_weight(
-                sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True))
-            if not w.any():
-                raise ValueError("sample_weight is zero for every sample; nothing to fit")
+        Y, w = _targets_and_weights(y, sample_weight, np.empty((n, 0)))
         return X, Y, y.ndim, w
 
     # --------------------------------------------------------------------------------------- fit
@@ -435,9 +418,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.n_iter_ = None
             return None
         if accept_partial and (istop == 7).any():
-            from sklearn.exceptions import ConvergenceWarning
             warnings.warn(f"CGLS did not converge within {n_iter} iterations; increase max_iter "
                           "or tol", ConvergenceWarning, stacklevel=3)
+        if accept_partial and np.isin(istop, (3, 6)).any():
+            # S3: cond(X D) passed conlim = 1e8; CG stopped short of the solution, never silently
+            warnings.warn(f"CGLS stopped after {n_iter} iterations because the condition "
+                          "estimate of the (equilibrated) design exceeded 1e8; the coefficients "
+                          "may be inaccurate: use solver='qr' (or 'auto'), or alpha > 0",
+                          ConvergenceWarning, stacklevel=3)
         self.solver_ = "cgls"
         self.n_iter_ = n_iter
         self.rank_ = None
@@ -458,9 +446,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         -------
         self : LinearRegression
         """
+        # Parameters are validated on every call (sklearn's _fit_context skips partial_fit once
+        # fitted), because alpha is applied afresh at each solve of the streamed state.
+        self._validate_params()
         first = "_stream" not in self.__dict__
         if first:
-            self._validate_params()
             if self.solver == "cgls":
                 raise ValueError("partial_fit is not available with solver='cgls' (CGLS needs all "
                                  "rows at once); use solver='auto', 'cholesky' or 'qr'")
@@ -586,13 +576,35 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         return np.asarray(out) + self.intercept_
 
 
+def _targets_and_weights(y, sample_weight, X):
+    """y as a C-contiguous float64 (n, k) block and the checked weights (or None); X only
+    supplies the row count (any object with a shape) to _check_sample_weight."""
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"y has dtype {y.dtype}; LinearRegression needs real numeric targets")
+    Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=np.float64)
+    if not np.isfinite(Y).all():
+        raise ValueError("y contains NaN or infinity")
+    w = None
+    if sample_weight is not None:
+        w = np.ascontiguousarray(_check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        if not w.any():
+            raise ValueError("sample_weight is zero for every sample; nothing to fit")
+    return Y, w
+
+
 def _operator_column_means(X, w, wsum):
     """Weighted column means of a sparse matrix or LinearOperator: (w' X) / sum(w)."""
     n = X.shape[0]
     wv = np.ones(n) if w is None else w
     if sp.issparse(X):
         return np.asarray(X.T @ wv, dtype=np.float64).ravel() / wsum
-    return np.asarray(X.rmatvec(wv), dtype=np.float64).ravel() / wsum
+    means = np.asarray(X.rmatvec(wv), dtype=np.float64).ravel() / wsum
+    if not np.isfinite(means).all():
+        # the operator's entries are only seen through its products
+        raise ValueError("X (a LinearOperator) returned NaN or infinity from rmatvec (column "
+                         "means for the intercept)")
+    return means
 
 
 def _sparse_comoment(X, Y, w, xmean, ymean, wsum):

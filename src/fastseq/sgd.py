@@ -211,7 +211,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         warm = self.warm_start and hasattr(self, "coef_")
-        X, Y, sample_weight = self._validate_fit_data(X, y, sample_weight, reset=not warm)
+        X, Y, sample_weight, self._y_ndim = self._validate_fit_data(X, y, sample_weight,
+                                                                    reset=not warm)
         if warm and self._coef_dtype != X.dtype:
             self._cast_state(X.dtype)
         if not warm or self._n_outputs != Y.shape[1]:
@@ -288,8 +289,11 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         self : SGDRegressor
             The updated estimator.
         """
+        # _fit_context skips parameter validation once fitted; eta0 / alpha / ... are used
+        # afresh by every call, so check them every time (cheap).
+        self._validate_params()
         first = not hasattr(self, "coef_")
-        X, Y, sample_weight = self._validate_fit_data(X, y, sample_weight, reset=first)
+        X, Y, sample_weight, y_ndim = self._validate_fit_data(X, y, sample_weight, reset=first)
         if first:
             self._init_state(X.shape[1], Y.shape[1], X.dtype)
             self.t_ = 1.0
@@ -300,6 +304,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         elif Y.shape[1] != self._n_outputs:
             raise ValueError(f"y has {Y.shape[1]} outputs but this SGDRegressor was fitted with "
                              f"{self._n_outputs}; partial_fit cannot change the output count")
+        elif y_ndim != self._y_ndim:
+            # coef_ is 1-D for a 1-D y and 2-D otherwise: a flip between calls would change
+            # the shape of coef_ and of predict's output mid-stream
+            raise ValueError(f"y is {y_ndim}-D but earlier calls had {self._y_ndim}-D y; "
+                             "partial_fit cannot change the shape of y")
+        self._y_ndim = y_ndim
         self._check_learning_rate()
         self._start_call(Y, sample_weight)
         rng = check_random_state(self.random_state)
@@ -365,8 +375,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         sample_weight = np.ascontiguousarray(sample_weight)
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight contains NaN or infinity")
-        self._y_ndim = y.ndim
-        return X, Y, sample_weight
+        return X, Y, sample_weight, y.ndim
 
     def _check_learning_rate(self):
         if self.learning_rate == "optimal" and self.alpha == 0:
@@ -512,11 +521,11 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
 
 
 def _check_csr_structure(X):
-    # The CSR kernel indexes the coefficients with X.indices: check them once per call
-    # (scipy does not verify them on construction).
+    # The CSR kernels (SGD, CGLS) index the coefficients with X.indices: check them once per call
+    # (scipy does not verify them on construction), O(nnz) next to an epoch / a solve.
     indptr, indices = X.indptr, X.indices
     if indptr.shape[0] != X.shape[0] + 1 or indptr[0] != 0 or indptr[-1] != indices.shape[0] \
-            or np.any(np.diff(indptr) < 0):
+            or X.data.shape[0] != indices.shape[0] or np.any(np.diff(indptr) < 0):
         raise ValueError("X is a malformed CSR matrix (indptr is not a monotone 0..nnz index)")
     if indices.size and (indices.min() < 0 or indices.max() >= X.shape[1]):
         raise ValueError(f"X is a malformed CSR matrix: column indices outside [0, {X.shape[1]})")
