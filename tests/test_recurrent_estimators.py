@@ -217,3 +217,30 @@ def test_bad_input(rng, Est):
     with pytest.raises(ValueError, match="features per time step"):
         est.predict(X[:, :, :1])
     assert np.array_equal(X, X0)
+
+
+@quiet
+@pytest.mark.parametrize("first,second", [(False, True), (True, False)])
+def test_warm_start_switching_early_stopping(rng, first, second):
+    # bookkeeping initialised for the first fit's rule must not break the other rule
+    X = rng.normal(size=(30, 4, 2))
+    y = rng.normal(size=30)
+    est = RNNRegressor(hidden_size=3, max_iter=2, early_stopping=first, validation_fraction=0.2,
+                       random_state=0).fit(X, y)
+    est.set_params(warm_start=True, early_stopping=second)
+    est.fit(X, y)
+    assert len(est.loss_curve_) == 4
+    if second:
+        assert est.best_validation_score_ == max(est.validation_scores_)
+    else:
+        assert est.best_loss_ == min(est.loss_curve_[2:])
+
+
+@quiet
+def test_partial_fit_with_early_stopping_flag(rng):
+    X = rng.normal(size=(20, 4, 2))
+    y = rng.integers(0, 2, 20)
+    est = LSTMClassifier(hidden_size=3, early_stopping=True, random_state=0)
+    est.partial_fit(X, y, classes=[0, 1])
+    est.partial_fit(X, y)
+    assert len(est.loss_curve_) == 2 and est.best_loss_ == min(est.loss_curve_)
