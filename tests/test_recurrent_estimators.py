@@ -244,3 +244,20 @@ def test_partial_fit_with_early_stopping_flag(rng):
     est.partial_fit(X, y, classes=[0, 1])
     est.partial_fit(X, y)
     assert len(est.loss_curve_) == 2 and est.best_loss_ == min(est.loss_curve_)
+
+
+@pytest.mark.parametrize("Est", [RNNRegressor, LSTMRegressor])
+def test_divergence_in_a_deep_network_is_reported(Est):
+    # An overflow inside a stacked network (relu RNN activations reaching inf feed the second
+    # layer) must stop training with a DivergenceWarning and finite weights, not escape as a
+    # ValueError about an intermediate layer's input.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5, 2))
+    y = rng.normal(size=40) * 1000
+    kw = dict(nonlinearity="relu") if Est is RNNRegressor else {}
+    est = Est(hidden_size=8, num_layers=2, bidirectional=True, solver="sgd",
+              learning_rate_init=1e3, max_grad_norm=None, max_iter=50, tol=0.0,
+              n_iter_no_change=1000, random_state=0, **kw)
+    with pytest.warns(DivergenceWarning):
+        est.fit(X, y)
+    assert np.isfinite(est._params).all()

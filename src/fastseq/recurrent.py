@@ -6,8 +6,9 @@ cross-entropy, softmax + cross-entropy, identity + squared error). All parameter
 flat buffer (``_training.FlatLayout``: recurrent weights, output weights, then biases), the
 optimizer steps are the fused kernels of ``_nn`` (SGD/Nesterov, Adam, L2 decay, gradient clipping
 by global norm), the epoch bookkeeping is ``_training.EpochLoop`` — the same engine as the MLPs.
-Per batch, Python only slices the batch and calls compiled code: ``fastseq.ops.lstm_forward`` /
-``rnn_forward`` (and backward) per layer and direction, and ``_nn.loss_grad`` for the output layer
+Per batch, Python only slices the batch and calls compiled code: the kernels behind
+``fastseq.ops.lstm_forward`` / ``rnn_forward`` (and backward; entered past their public
+validation, see ``_recurrent_ops._lstm_forward_impl``) per layer and direction, and ``_nn.loss_grad`` for the output layer
 (its forward, loss, backward and the gradient w.r.t. the recurrent features).
 
 Inputs: ``(n, T, F)`` arrays, ``(n, T)`` arrays (univariate), or lists of ``(T_i, F)`` /
@@ -32,7 +33,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _nn
-from ._recurrent_ops import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from ._recurrent_ops import (_lstm_backward_impl, _lstm_forward_impl, _packing,
+                             _rnn_backward_impl, _rnn_forward_impl)
 from ._training import DivergenceWarning, EpochLoop, FlatLayout  # noqa: F401
 
 __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
@@ -118,7 +120,7 @@ def _reverse_index(lengths, T):
 
 def _take_time(a, idx):
     # a[b, idx[b, t]] for every (b, t)
-    return np.take_along_axis(a, idx[:, :, None], axis=1)
+    return np.ascontiguousarray(np.take_along_axis(a, idx[:, :, None], axis=1))
 
 
 class _BaseRecurrent(BaseEstimator):
@@ -238,8 +240,11 @@ class _BaseRecurrent(BaseEstimator):
         (B, ndir H), tape for _encode_backward). Dropout between layers when rng is given."""
         cells, _, _ = self._unpack(buf, layout)
         B, T, _ = x.shape
-        ragged = bool(lengths.min() < T)
-        lens = lengths if ragged else None
+        # The kernels are called past the public validation (_recurrent_ops' *_impl): every
+        # array here is C-contiguous of buf's dtype with consistent shapes, and an overflow
+        # must surface as a non-finite loss/gradient (DivergenceWarning), not a ValueError
+        # about an intermediate layer's input. The packing order is shared by all layers.
+        packing = _packing(np.asarray(lengths, dtype=np.intp), B, T)
         rev = _reverse_index(lengths, T) if self.bidirectional else None
         tape = []
         inp = x
@@ -253,10 +258,11 @@ class _BaseRecurrent(BaseEstimator):
             for d, (w_ih, w_hh, bias) in enumerate(layer):
                 xin = inp if d == 0 else _take_time(inp, rev)
                 if self._cell == "lstm":
-                    y, h_n, _, cache = lstm_forward(xin, w_ih, w_hh, bias, lengths=lens)
+                    y, h_n, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
+                                                          packing)
                 else:
-                    y, h_n, cache = rnn_forward(xin, w_ih, w_hh, bias, lengths=lens,
-                                                nonlinearity=self.nonlinearity)
+                    y, h_n, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
+                                                      self.nonlinearity == "relu", packing)
                 outs.append(y if d == 0 else _take_time(y, rev))
                 finals.append(h_n)
                 caches.append(cache)
@@ -272,21 +278,24 @@ class _BaseRecurrent(BaseEstimator):
         gcells, _, _ = self._unpack(grads_buf, layout)
         H = self.hidden_size
         B, T = x_shape[:2]
+        # per-sequence targets: the top layer's outputs get no gradient (read-only zeros, one
+        # array for every direction)
+        zeros = np.zeros((B, T, H), dtype=grads_buf.dtype) if d_top is None else None
         for l in range(len(tape) - 1, -1, -1):
             mask, caches = tape[l]
             d_in = None
             for d, cache in enumerate(caches):
                 if d_top is None:
-                    dy = np.zeros((B, T, H), dtype=grads_buf.dtype)
+                    dy = zeros
                 else:
                     dy = np.ascontiguousarray(d_top[:, :, d * H:(d + 1) * H])
                     if d == 1:
                         dy = _take_time(dy, rev)
                 dh = None if dh_top is None else np.ascontiguousarray(dh_top[:, d * H:(d + 1) * H])
                 if self._cell == "lstm":
-                    dx, dw_ih, dw_hh, dbias, _, _ = lstm_backward(cache, dy, dh_n=dh)
+                    dx, dw_ih, dw_hh, dbias, _, _ = _lstm_backward_impl(cache, dy, dh, None)
                 else:
-                    dx, dw_ih, dw_hh, dbias, _ = rnn_backward(cache, dy, dh_n=dh)
+                    dx, dw_ih, dw_hh, dbias, _ = _rnn_backward_impl(cache, dy, dh)
                 g_ih, g_hh, g_b = gcells[l][d]
                 g_ih[...] = dw_ih
                 g_hh[...] = dw_hh
@@ -531,16 +540,16 @@ class _BaseRecurrent(BaseEstimator):
         outs = []
         inp = Xp
         rev = _reverse_index(lengths, Xp.shape[1])
-        lens = lengths if lengths.min() < Xp.shape[1] else None
+        packing = _packing(np.asarray(lengths, dtype=np.intp), *Xp.shape[:2])
         for layer in cells:
             ys = []
             for d, (w_ih, w_hh, bias) in enumerate(layer):
                 xin = inp if d == 0 else _take_time(inp, rev)
                 if self._cell == "lstm":
-                    y = lstm_forward(xin, w_ih, w_hh, bias, lengths=lens)[0]
+                    y = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None, packing)[0]
                 else:
-                    y = rnn_forward(xin, w_ih, w_hh, bias, lengths=lens,
-                                    nonlinearity=self.nonlinearity)[0]
+                    y = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
+                                          self.nonlinearity == "relu", packing)[0]
                 ys.append(y if d == 0 else _take_time(y, rev))
             inp = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)
             outs.append(inp)
