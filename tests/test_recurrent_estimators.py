@@ -92,14 +92,20 @@ def test_ragged_batches_are_masked(rng, Est):
     together = est.predict(X)
     alone = np.array([est.predict([x])[0] for x in X])
     np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-12)
-    # per-step: values at padded positions of a 2-D y do not change training
-    Xa = np.zeros((4, 7, 3))
-    for i, x in enumerate(X):
-        Xa[i, : len(x)] = x
+    # per-step: values at padded positions of a padded 2-D y do not change training
     y_steps = [rng.normal(size=len(x)) for x in X]
-    step = Est(hidden_size=3, max_iter=3, shuffle=False, random_state=0).fit(X, y_steps)
+    padded_a, padded_b = np.zeros((4, 7)), np.full((4, 7), 1e3)
+    for i, v in enumerate(y_steps):
+        padded_a[i, : len(v)] = padded_b[i, : len(v)] = v
+    kw = dict(hidden_size=3, num_layers=2, bidirectional=True, max_iter=3, random_state=0)
+    step = Est(**kw).fit(X, y_steps)
+    a, b = Est(**kw).fit(X, padded_a), Est(**kw).fit(X, padded_b)
+    assert step.loss_curve_ == a.loss_curve_ == b.loss_curve_
+    assert np.array_equal(a._params, b._params) and np.array_equal(step._params, a._params)
     pred = step.predict(X)
     assert [p.shape for p in pred] == [(len(x),) for x in X]
+    # score on the padded array counts only the valid steps
+    assert step.score(X, padded_b) == step.score(X, y_steps)
 
 
 @quiet
@@ -261,3 +267,25 @@ def test_divergence_in_a_deep_network_is_reported(Est):
     with pytest.warns(DivergenceWarning):
         est.fit(X, y)
     assert np.isfinite(est._params).all()
+
+
+@quiet
+def test_regressor_multioutput_y_as_list_of_rows(rng):
+    # y.tolist() of a per-sequence (n, K) target is that target, not per-step targets
+    X = rng.normal(size=(12, 5, 2))
+    Y = rng.normal(size=(12, 3))
+    kw = dict(hidden_size=3, max_iter=2, random_state=0)
+    a = LSTMRegressor(**kw).fit(X, Y)
+    b = LSTMRegressor(**kw).fit(X, Y.tolist())
+    assert a.loss_curve_ == b.loss_curve_ and b.predict(X).shape == (12, 3)
+
+
+@quiet
+def test_classifier_score_with_padded_per_step_labels(rng):
+    X = [rng.normal(size=(t, 2)) for t in (5, 3, 4, 5)]
+    labels = [(x[:, 0] > 0).astype(int) for x in X]
+    padded = np.full((4, 5), 1)
+    for i, v in enumerate(labels):
+        padded[i, : len(v)] = v
+    clf = LSTMClassifier(hidden_size=3, max_iter=2, random_state=0).fit(X, padded)
+    assert clf.score(X, padded) == clf.score(X, labels)

@@ -118,6 +118,15 @@ def _reverse_index(lengths, T):
     return np.where(t < L, L - 1 - t, t)
 
 
+def _valid_steps(y, pred):
+    """Per-step targets as one entry per sequence, cut to its predicted steps: a padded
+    (n, T[, K]) array y (accepted by fit with ragged X) loses its padding."""
+    if isinstance(y, (list, tuple)):
+        return y
+    y = np.asarray(y)
+    return [y[i, : len(p)] for i, p in enumerate(pred)]
+
+
 def _take_time(a, idx):
     # a[b, idx[b, t]] for every (b, t)
     return np.ascontiguousarray(np.take_along_axis(a, idx[:, :, None], axis=1))
@@ -687,6 +696,7 @@ class _ClassifierMixin(ClassifierMixin):
         """Accuracy (over all valid time steps for per-step targets)."""
         pred = self.predict(X)
         if self._per_step:
+            y = _valid_steps(y, pred)
             pred = np.concatenate([np.asarray(p).ravel() for p in pred])
             y = np.concatenate([np.asarray(v).ravel() for v in y])
         return accuracy_score(y, pred)
@@ -704,10 +714,16 @@ class _RegressorMixin(RegressorMixin):
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
         n, T = Xp.shape[:2]
         _check_y_present(y)
-        ragged_y = isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0])
+        ragged_y = (isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0])
+                    and self.output != "sequence")
         if ragged_y:
             ys = [np.asarray(v, dtype=float) for v in y]
             ys = [v[:, None] if v.ndim == 1 else v for v in ys]
+            # A list of equal-length rows that do not follow the sequence lengths is a
+            # per-sequence (multi-output) target written as a list, e.g. y.tolist().
+            ragged_y = not (len(ys) == n and len({v.shape for v in ys}) == 1 and
+                            any(v.shape[0] != lengths[i] for i, v in enumerate(ys)))
+        if ragged_y:
             if len(ys) != n:
                 raise ValueError(f"y has {len(ys)} sequences, X has {n}")
             for i, v in enumerate(ys):
@@ -803,6 +819,7 @@ class _RegressorMixin(RegressorMixin):
         """R² (over all valid time steps for per-step targets)."""
         pred = self.predict(X)
         if self._per_step:
+            y = _valid_steps(y, pred)
             pred = np.concatenate([np.asarray(p).reshape(np.asarray(p).shape[0], -1)
                                    for p in pred])
             y = np.concatenate([np.asarray(v).reshape(np.asarray(v).shape[0], -1) for v in y])
