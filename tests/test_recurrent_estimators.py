@@ -289,3 +289,38 @@ def test_classifier_score_with_padded_per_step_labels(rng):
         padded[i, : len(v)] = v
     clf = LSTMClassifier(hidden_size=3, max_iter=2, random_state=0).fit(X, padded)
     assert clf.score(X, padded) == clf.score(X, labels)
+
+
+@quiet
+def test_warm_start_rejects_a_changed_architecture_with_the_same_size(rng):
+    # one bidirectional layer of 3 units and two unidirectional layers of 3 units have the same
+    # number of parameters: the old weights must not be silently reinterpreted
+    X = rng.normal(size=(20, 4, 2))
+    y = rng.normal(size=20)
+    est = RNNRegressor(hidden_size=3, bidirectional=True, max_iter=1, random_state=0).fit(X, y)
+    est.set_params(warm_start=True, bidirectional=False, num_layers=2)
+    assert est._layout(2, 1).n_params == est._params.size
+    with pytest.raises(ValueError, match="architecture"):
+        est.fit(X, y)
+
+
+@quiet
+def test_early_stopping_restores_the_best_validation_weights(rng):
+    X = rng.normal(size=(60, 5, 2))
+    y = X[:, :, 0].sum(axis=1) + rng.normal(scale=0.5, size=60)
+    est = RNNRegressor(hidden_size=4, early_stopping=True, validation_fraction=0.3,
+                       n_iter_no_change=2, learning_rate_init=0.05, max_iter=60,
+                       random_state=0)
+    seen = []
+    score = est._score_padded
+
+    def recording_score(buf, layout, Xv, lv, Yv):
+        seen.append((Xv, lv, Yv))
+        return score(buf, layout, Xv, lv, Yv)
+
+    est._score_padded = recording_score  # instance attribute: records the validation split
+    est.fit(X, y)
+    scores = est.validation_scores_
+    assert scores[-1] < max(scores)  # the last epoch is worse: restoring matters
+    assert est.best_validation_score_ == max(scores)
+    assert score(est._params, est._layout_, *seen[-1]) == est.best_validation_score_

@@ -391,8 +391,14 @@ class _BaseRecurrent(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         rng = self._random_state
         if reuse:
-            if self._params.shape[0] != layout.n_params:
-                raise ValueError("warm start: the architecture changed since the last fit")
+            # compare every tensor's shape, not only the total: e.g. one bidirectional layer
+            # and two unidirectional ones can have the same number of parameters
+            old = getattr(self, "_layout_", None)
+            if (old is None or old.weight_shapes != layout.weight_shapes
+                    or old.bias_shapes != layout.bias_shapes):
+                raise ValueError("warm start: the architecture (hidden_size, num_layers, "
+                                 "bidirectional, n_outputs) changed since the last fit; "
+                                 "set warm_start=False to train a new network")
             params = self._params
         else:
             params = self._init_params(layout, Xp.dtype, rng)
@@ -474,11 +480,12 @@ class _BaseRecurrent(BaseEstimator):
         def score(val_idx, _):
             return self._score_padded(params, layout, Xp[val_idx], lengths[val_idx], Y[val_idx])
 
-        self._params = params
+        # set together, so a fit interrupted (KeyboardInterrupt) in EpochLoop leaves a model
+        # that predicts with the weights it has
+        self._params, self._layout_ = params, layout
         EpochLoop(self, params, run_epoch, n_train, validation, score, incremental).run()
         if not self.loss_curve_:
             self.loss_ = np.nan
-        self._layout_ = layout
         return self
 
     def _loss_grad(self, X, Y):
