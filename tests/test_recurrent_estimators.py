@@ -324,3 +324,50 @@ def test_early_stopping_restores_the_best_validation_weights(rng):
     assert scores[-1] < max(scores)  # the last epoch is worse: restoring matters
     assert est.best_validation_score_ == max(scores)
     assert score(est._params, est._layout_, *seen[-1]) == est.best_validation_score_
+
+
+@quiet
+@pytest.mark.parametrize("Est", [LSTMRegressor, RNNRegressor])
+def test_dropout_gradient_matches_finite_differences_for_a_fixed_mask(rng, Est):
+    # the same seed draws the same inverted-dropout masks, so the objective is a deterministic
+    # function of the weights and its gradient includes the mask on the backward path
+    X = _ragged(rng, lengths=(4, 2, 3))
+    y = rng.normal(size=3)
+    est = Est(hidden_size=2, num_layers=2, bidirectional=True, dropout=0.5, max_iter=1,
+              random_state=0).fit(X, y)
+    p = est._params
+    p[...] = rng.normal(scale=0.7, size=p.shape)
+    Xp, lengths, _ = check_sequences(X)
+    Y = est._encode_targets(y, Xp, lengths, True, False, None)
+
+    def objective(grads):
+        return est._batch_loss_grad(p, grads, est._layout_, Xp, lengths, Y,
+                                    np.random.RandomState(5))[1]
+
+    grad = np.empty_like(p)
+    objective(grad)
+    scratch = np.empty_like(p)
+    fd = np.empty_like(p)
+    h = 1e-6
+    for i in range(p.size):
+        old = p[i]
+        p[i] = old + h
+        fp = objective(scratch)
+        p[i] = old - h
+        fm = objective(scratch)
+        p[i] = old
+        fd[i] = (fp - fm) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+    # and the masks matter: without dropout the objective differs
+    assert est._batch_loss_grad(p, scratch, est._layout_, Xp, lengths, Y)[1] != objective(grad)
+
+
+@quiet
+def test_no_dropout_at_predict_time(rng):
+    X = rng.normal(size=(10, 4, 2))
+    y = rng.normal(size=10)
+    est = LSTMRegressor(hidden_size=3, num_layers=2, dropout=0.5, max_iter=2,
+                        random_state=0).fit(X, y)
+    with_dropout_param = est.predict(X)
+    est.set_params(dropout=0.0)
+    np.testing.assert_array_equal(with_dropout_param, est.predict(X))
