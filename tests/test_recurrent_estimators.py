@@ -371,3 +371,28 @@ def test_no_dropout_at_predict_time(rng):
     with_dropout_param = est.predict(X)
     est.set_params(dropout=0.0)
     np.testing.assert_array_equal(with_dropout_param, est.predict(X))
+
+
+@quiet
+def test_inspect_backward_direction_is_aligned_to_input_time(rng):
+    X = _ragged(rng, lengths=(5, 2, 4))
+    est = LSTMClassifier(hidden_size=3, bidirectional=True, num_layers=2, max_iter=1,
+                         random_state=0).fit(X, [0, 1, 1])
+    s = est.inspect(X)
+    H = 3
+    # h_t = o_t * tanh(c_t) at every valid step, layer and direction (states and gates agree)
+    for layer in range(2):
+        for i, x in enumerate(X):
+            L = len(x)
+            np.testing.assert_allclose(
+                s["hidden"][layer][i, :L],
+                s["output_gate"][layer][i, :L] * np.tanh(s["cell_state"][layer][i, :L]),
+                rtol=1e-12, atol=1e-14)
+    # layer 0's backward direction = the public kernel run on each sequence reversed alone,
+    # its time axis flipped back: it starts at the sequence's own last valid step
+    cells, _, _ = est._unpack(est._params, est._layout_)
+    w_ih, w_hh, bias = cells[0][1]
+    for i, x in enumerate(X):
+        y = lstm_forward(x[::-1][None], w_ih, w_hh, bias)[0][0]
+        np.testing.assert_allclose(s["hidden"][0][i, : len(x), H:], y[::-1], rtol=1e-12,
+                                   atol=1e-14)

@@ -527,15 +527,17 @@ class _BaseRecurrent(BaseEstimator):
         check_is_fitted(self, "_params")
         Xp, lengths, _ = check_sequences(X, n_features=self.n_features_in_,
                                          dtype=self._params.dtype)
-        _, _, (tape, rev) = self._encode(self._params, self._layout_, Xp, lengths)
-        out = {"lengths": lengths, "hidden": []}
+        # one forward pass without dropout: each layer's outputs and its kernel caches
+        hidden, tape = self._layer_outputs(Xp, lengths)
+        rev = _reverse_index(lengths, Xp.shape[1])
+        out = {"lengths": lengths, "hidden": hidden}
         names = [("input_gate", "input"), ("forget_gate", "forget"), ("output_gate", "output")]
         if self._cell == "lstm":
             for key, _ in names:
                 out[key] = []
             out["cell_state"] = []
         if self._cell == "lstm":
-            for _, caches in tape:
+            for caches in tape:
                 per = {key: [] for key, _ in names}
                 per["cell_state"] = []
                 for d, cache in enumerate(caches):
@@ -547,29 +549,32 @@ class _BaseRecurrent(BaseEstimator):
                     per["cell_state"].append(fix(cache.cell_states()))
                 for key, vals in per.items():
                     out[key].append(np.concatenate(vals, axis=2))
-        # hidden states = the layer outputs, recomputed layer by layer from the same forward
-        out["hidden"] = self._layer_outputs(Xp, lengths)
         return out
 
     def _layer_outputs(self, Xp, lengths):
+        """Outputs of every layer (list of (n, T, ndir H)) and their caches (list over layers
+        of lists over directions; the backward direction's in reversed time)."""
         cells, _, _ = self._unpack(self._params, self._layout_)
-        outs = []
+        outs, tape = [], []
         inp = Xp
         rev = _reverse_index(lengths, Xp.shape[1])
         packing = _packing(np.asarray(lengths, dtype=np.intp), *Xp.shape[:2])
         for layer in cells:
-            ys = []
+            ys, caches = [], []
             for d, (w_ih, w_hh, bias) in enumerate(layer):
                 xin = inp if d == 0 else _take_time(inp, rev)
                 if self._cell == "lstm":
-                    y = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None, packing)[0]
+                    y, _, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
+                                                        packing)
                 else:
-                    y = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
-                                          self.nonlinearity == "relu", packing)[0]
+                    y, _, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
+                                                    self.nonlinearity == "relu", packing)
                 ys.append(y if d == 0 else _take_time(y, rev))
+                caches.append(cache)
             inp = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)
             outs.append(inp)
-        return outs
+            tape.append(caches)
+        return outs, tape
 
 
 # ---- task heads -------------------------------------------------------------------------------
