@@ -396,3 +396,9 @@ def test_inspect_backward_direction_is_aligned_to_input_time(rng):
         y = lstm_forward(x[::-1][None], w_ih, w_hh, bias)[0][0]
         np.testing.assert_allclose(s["hidden"][0][i, : len(x), H:], y[::-1], rtol=1e-12,
                                    atol=1e-14)
+
+
+def test_hidden_size_beyond_32bit_blas_is_rejected():
+    # 4 * hidden_size rows of the LSTM weights must fit BLAS's 32-bit ints
+    with pytest.raises(ValueError, match="32-bit BLAS"):
+        LSTMRegressor(hidden_size=2**29).fit(np.zeros((3, 2, 1)), np.zeros(3))

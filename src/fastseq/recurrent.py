@@ -36,6 +36,7 @@ from . import _nn
 from ._recurrent_ops import (_lstm_backward_impl, _lstm_forward_impl, _packing,
                              _rnn_backward_impl, _rnn_forward_impl)
 from ._training import DivergenceWarning, EpochLoop, FlatLayout  # noqa: F401
+from ._validation import check_blas_dims
 
 __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
 
@@ -206,6 +207,10 @@ class _BaseRecurrent(BaseEstimator):
     def _layout(self, n_features, n_outputs):
         H, g = self.hidden_size, self._gates
         ndir = 2 if self.bidirectional else 1
+        # the kernels are entered past the public validation (see _encode): check here what it
+        # would have checked of the widths (BLAS takes 32-bit ints)
+        check_blas_dims(gate_width=g * H, n_features=n_features, layer_input=ndir * H,
+                        n_outputs=n_outputs)
         wshapes, bshapes = [], []
         for layer in range(self.num_layers):
             d_in = n_features if layer == 0 else ndir * H
@@ -429,6 +434,7 @@ class _BaseRecurrent(BaseEstimator):
             validation = (val_idx, None)
         n_train = idx_all.size
         batch = min(32, n_train) if self.batch_size == "auto" else min(self.batch_size, n_train)
+        check_blas_dims(rows_per_batch=batch * Xp.shape[1])
         grads = np.empty_like(params)
         snapshot = np.empty_like(params)
         # output-layer workspace for the largest batch (rows = sequences, or valid steps)
