@@ -402,3 +402,33 @@ def test_hidden_size_beyond_32bit_blas_is_rejected():
     # 4 * hidden_size rows of the LSTM weights must fit BLAS's 32-bit ints
     with pytest.raises(ValueError, match="32-bit BLAS"):
         LSTMRegressor(hidden_size=2**29).fit(np.zeros((3, 2, 1)), np.zeros(3))
+
+
+@quiet
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_continues_the_optimizer_state(rng, solver):
+    # k unshuffled partial_fit calls = fit with max_iter=k: Adam's moments and step count (or
+    # SGD's velocity) carry over between calls, bit for bit
+    X = rng.normal(size=(30, 4, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    kw = dict(hidden_size=3, shuffle=False, random_state=0, solver=solver, tol=0.0)
+    full = LSTMClassifier(max_iter=3, **kw).fit(X, y)
+    inc = LSTMClassifier(**kw)
+    for _ in range(3):
+        inc.partial_fit(X, y, classes=[0, 1])
+    assert inc.loss_curve_ == full.loss_curve_ and inc.n_iter_ == 3 and inc.t_ == full.t_
+    assert np.array_equal(inc._params, full._params)
+
+
+@quiet
+def test_classifier_output_sequence_is_respected_for_a_list_y(rng):
+    # output="sequence" with y as a list of 1-element rows: one label per sequence (the list
+    # form used to force per-step targets regardless of `output`)
+    from sklearn.exceptions import DataConversionWarning
+    X = rng.normal(size=(12, 4, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    kw = dict(hidden_size=3, max_iter=2, random_state=0, output="sequence")
+    a = LSTMClassifier(**kw).fit(X, y)
+    with pytest.warns(DataConversionWarning):
+        b = LSTMClassifier(**kw).fit(X, [[v] for v in y])
+    assert a.loss_curve_ == b.loss_curve_ and b.predict(X).shape == (12,)

@@ -595,11 +595,11 @@ class _ClassifierMixin(ClassifierMixin):
         return "log_loss" if getattr(self, "_softmax", False) else "binary_log_loss"
 
     def _target_mode(self, y, Xp, lengths):
+        if self.output != "auto":
+            return self.output
         if isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0]):
             return "step"
         arr = np.asarray(y)
-        if self.output != "auto":
-            return self.output
         return "step" if arr.ndim == 2 and arr.shape == Xp.shape[:2] else "sequence"
 
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
