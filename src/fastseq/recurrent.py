@@ -862,7 +862,9 @@ _PARAMS_DOC = """
     random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
     validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change :
         As :class:`fastseq.MLPClassifier` (batch_size "auto" = min(32, n_sequences); ``alpha``
-        divides by the number of sequences in the batch).
+        divides by the number of sequences in the batch; the early-stopping validation set is
+        a random ``validation_fraction`` of the sequences, not stratified; ``partial_fit``
+        never holds out data).
     max_grad_norm : float or None, default=5.0
         Clip the gradient to this global L2 norm before each step (on by default: recurrent
         gradients can explode).
