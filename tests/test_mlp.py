@@ -381,3 +381,35 @@ def test_bad_params_and_weights():
                        [np.zeros(3), np.zeros(3)])
     with pytest.raises(ValueError, match=r"shape \(5, 3\), the architecture needs \(6, 3\)"):
         est.fit(X, y)
+
+
+@quiet
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("first,second", [(False, True), (True, False)])
+def test_warm_start_switching_early_stopping(Est, first, second):
+    # the stopping-rule bookkeeping of the first fit must not break a warm-started second fit
+    # that uses the other rule (it used to raise TypeError / AttributeError on None)
+    X, y = _clf_data(n=80)
+    est = Est(hidden_layer_sizes=(4,), max_iter=3, early_stopping=first, random_state=0)
+    est.fit(X, y)
+    est.set_params(warm_start=True, early_stopping=second)
+    est.fit(X, y)
+    assert len(est.loss_curve_) == 6
+    if second:
+        assert len(est.validation_scores_) >= 3
+        assert est.best_validation_score_ == max(est.validation_scores_)
+    else:
+        assert est.best_loss_ == min(est.loss_curve_[3:])
+
+
+@quiet
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_partial_fit_with_early_stopping_flag(Est):
+    # partial_fit never holds out data: it uses the training-loss rule even when
+    # early_stopping=True (it used to compare against best_loss_=None)
+    X, y = _clf_data(n=60)
+    est = Est(hidden_layer_sizes=(4,), early_stopping=True, random_state=0)
+    kw = dict(classes=np.unique(y)) if Est is MLPClassifier else {}
+    est.partial_fit(X, y, **kw)
+    est.partial_fit(X, y)
+    assert len(est.loss_curve_) == 2 and est.best_loss_ == min(est.loss_curve_)

@@ -92,14 +92,20 @@ def test_ragged_batches_are_masked(rng, Est):
     together = est.predict(X)
     alone = np.array([est.predict([x])[0] for x in X])
     np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-12)
-    # per-step: values at padded positions of a 2-D y do not change training
-    Xa = np.zeros((4, 7, 3))
-    for i, x in enumerate(X):
-        Xa[i, : len(x)] = x
+    # per-step: values at padded positions of a padded 2-D y do not change training
     y_steps = [rng.normal(size=len(x)) for x in X]
-    step = Est(hidden_size=3, max_iter=3, shuffle=False, random_state=0).fit(X, y_steps)
+    padded_a, padded_b = np.zeros((4, 7)), np.full((4, 7), 1e3)
+    for i, v in enumerate(y_steps):
+        padded_a[i, : len(v)] = padded_b[i, : len(v)] = v
+    kw = dict(hidden_size=3, num_layers=2, bidirectional=True, max_iter=3, random_state=0)
+    step = Est(**kw).fit(X, y_steps)
+    a, b = Est(**kw).fit(X, padded_a), Est(**kw).fit(X, padded_b)
+    assert step.loss_curve_ == a.loss_curve_ == b.loss_curve_
+    assert np.array_equal(a._params, b._params) and np.array_equal(step._params, a._params)
     pred = step.predict(X)
     assert [p.shape for p in pred] == [(len(x),) for x in X]
+    # score on the padded array counts only the valid steps
+    assert step.score(X, padded_b) == step.score(X, y_steps)
 
 
 @quiet
@@ -217,3 +223,212 @@ def test_bad_input(rng, Est):
     with pytest.raises(ValueError, match="features per time step"):
         est.predict(X[:, :, :1])
     assert np.array_equal(X, X0)
+
+
+@quiet
+@pytest.mark.parametrize("first,second", [(False, True), (True, False)])
+def test_warm_start_switching_early_stopping(rng, first, second):
+    # bookkeeping initialised for the first fit's rule must not break the other rule
+    X = rng.normal(size=(30, 4, 2))
+    y = rng.normal(size=30)
+    est = RNNRegressor(hidden_size=3, max_iter=2, early_stopping=first, validation_fraction=0.2,
+                       random_state=0).fit(X, y)
+    est.set_params(warm_start=True, early_stopping=second)
+    est.fit(X, y)
+    assert len(est.loss_curve_) == 4
+    if second:
+        assert est.best_validation_score_ == max(est.validation_scores_)
+    else:
+        assert est.best_loss_ == min(est.loss_curve_[2:])
+
+
+@quiet
+def test_partial_fit_with_early_stopping_flag(rng):
+    X = rng.normal(size=(20, 4, 2))
+    y = rng.integers(0, 2, 20)
+    est = LSTMClassifier(hidden_size=3, early_stopping=True, random_state=0)
+    est.partial_fit(X, y, classes=[0, 1])
+    est.partial_fit(X, y)
+    assert len(est.loss_curve_) == 2 and est.best_loss_ == min(est.loss_curve_)
+
+
+@pytest.mark.parametrize("Est", [RNNRegressor, LSTMRegressor])
+def test_divergence_in_a_deep_network_is_reported(Est):
+    # An overflow inside a stacked network (relu RNN activations reaching inf feed the second
+    # layer) must stop training with a DivergenceWarning and finite weights, not escape as a
+    # ValueError about an intermediate layer's input.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5, 2))
+    y = rng.normal(size=40) * 1000
+    kw = dict(nonlinearity="relu") if Est is RNNRegressor else {}
+    est = Est(hidden_size=8, num_layers=2, bidirectional=True, solver="sgd",
+              learning_rate_init=1e3, max_grad_norm=None, max_iter=50, tol=0.0,
+              n_iter_no_change=1000, random_state=0, **kw)
+    with pytest.warns(DivergenceWarning):
+        est.fit(X, y)
+    assert np.isfinite(est._params).all()
+
+
+@quiet
+def test_regressor_multioutput_y_as_list_of_rows(rng):
+    # y.tolist() of a per-sequence (n, K) target is that target, not per-step targets
+    X = rng.normal(size=(12, 5, 2))
+    Y = rng.normal(size=(12, 3))
+    kw = dict(hidden_size=3, max_iter=2, random_state=0)
+    a = LSTMRegressor(**kw).fit(X, Y)
+    b = LSTMRegressor(**kw).fit(X, Y.tolist())
+    assert a.loss_curve_ == b.loss_curve_ and b.predict(X).shape == (12, 3)
+
+
+@quiet
+def test_classifier_score_with_padded_per_step_labels(rng):
+    X = [rng.normal(size=(t, 2)) for t in (5, 3, 4, 5)]
+    labels = [(x[:, 0] > 0).astype(int) for x in X]
+    padded = np.full((4, 5), 1)
+    for i, v in enumerate(labels):
+        padded[i, : len(v)] = v
+    clf = LSTMClassifier(hidden_size=3, max_iter=2, random_state=0).fit(X, padded)
+    assert clf.score(X, padded) == clf.score(X, labels)
+
+
+@quiet
+def test_warm_start_rejects_a_changed_architecture_with_the_same_size(rng):
+    # one bidirectional layer of 3 units and two unidirectional layers of 3 units have the same
+    # number of parameters: the old weights must not be silently reinterpreted
+    X = rng.normal(size=(20, 4, 2))
+    y = rng.normal(size=20)
+    est = RNNRegressor(hidden_size=3, bidirectional=True, max_iter=1, random_state=0).fit(X, y)
+    est.set_params(warm_start=True, bidirectional=False, num_layers=2)
+    assert est._layout(2, 1).n_params == est._params.size
+    with pytest.raises(ValueError, match="architecture"):
+        est.fit(X, y)
+
+
+@quiet
+def test_early_stopping_restores_the_best_validation_weights(rng):
+    X = rng.normal(size=(60, 5, 2))
+    y = X[:, :, 0].sum(axis=1) + rng.normal(scale=0.5, size=60)
+    est = RNNRegressor(hidden_size=4, early_stopping=True, validation_fraction=0.3,
+                       n_iter_no_change=2, learning_rate_init=0.05, max_iter=60,
+                       random_state=0)
+    seen = []
+    score = est._score_padded
+
+    def recording_score(buf, layout, Xv, lv, Yv):
+        seen.append((Xv, lv, Yv))
+        return score(buf, layout, Xv, lv, Yv)
+
+    est._score_padded = recording_score  # instance attribute: records the validation split
+    est.fit(X, y)
+    scores = est.validation_scores_
+    assert scores[-1] < max(scores)  # the last epoch is worse: restoring matters
+    assert est.best_validation_score_ == max(scores)
+    assert score(est._params, est._layout_, *seen[-1]) == est.best_validation_score_
+
+
+@quiet
+@pytest.mark.parametrize("Est", [LSTMRegressor, RNNRegressor])
+def test_dropout_gradient_matches_finite_differences_for_a_fixed_mask(rng, Est):
+    # the same seed draws the same inverted-dropout masks, so the objective is a deterministic
+    # function of the weights and its gradient includes the mask on the backward path
+    X = _ragged(rng, lengths=(4, 2, 3))
+    y = rng.normal(size=3)
+    est = Est(hidden_size=2, num_layers=2, bidirectional=True, dropout=0.5, max_iter=1,
+              random_state=0).fit(X, y)
+    p = est._params
+    p[...] = rng.normal(scale=0.7, size=p.shape)
+    Xp, lengths, _ = check_sequences(X)
+    Y = est._encode_targets(y, Xp, lengths, True, False, None)
+
+    def objective(grads):
+        return est._batch_loss_grad(p, grads, est._layout_, Xp, lengths, Y,
+                                    np.random.RandomState(5))[1]
+
+    grad = np.empty_like(p)
+    objective(grad)
+    scratch = np.empty_like(p)
+    fd = np.empty_like(p)
+    h = 1e-6
+    for i in range(p.size):
+        old = p[i]
+        p[i] = old + h
+        fp = objective(scratch)
+        p[i] = old - h
+        fm = objective(scratch)
+        p[i] = old
+        fd[i] = (fp - fm) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+    # and the masks matter: without dropout the objective differs
+    assert est._batch_loss_grad(p, scratch, est._layout_, Xp, lengths, Y)[1] != objective(grad)
+
+
+@quiet
+def test_no_dropout_at_predict_time(rng):
+    X = rng.normal(size=(10, 4, 2))
+    y = rng.normal(size=10)
+    est = LSTMRegressor(hidden_size=3, num_layers=2, dropout=0.5, max_iter=2,
+                        random_state=0).fit(X, y)
+    with_dropout_param = est.predict(X)
+    est.set_params(dropout=0.0)
+    np.testing.assert_array_equal(with_dropout_param, est.predict(X))
+
+
+@quiet
+def test_inspect_backward_direction_is_aligned_to_input_time(rng):
+    X = _ragged(rng, lengths=(5, 2, 4))
+    est = LSTMClassifier(hidden_size=3, bidirectional=True, num_layers=2, max_iter=1,
+                         random_state=0).fit(X, [0, 1, 1])
+    s = est.inspect(X)
+    H = 3
+    # h_t = o_t * tanh(c_t) at every valid step, layer and direction (states and gates agree)
+    for layer in range(2):
+        for i, x in enumerate(X):
+            L = len(x)
+            np.testing.assert_allclose(
+                s["hidden"][layer][i, :L],
+                s["output_gate"][layer][i, :L] * np.tanh(s["cell_state"][layer][i, :L]),
+                rtol=1e-12, atol=1e-14)
+    # layer 0's backward direction = the public kernel run on each sequence reversed alone,
+    # its time axis flipped back: it starts at the sequence's own last valid step
+    cells, _, _ = est._unpack(est._params, est._layout_)
+    w_ih, w_hh, bias = cells[0][1]
+    for i, x in enumerate(X):
+        y = lstm_forward(x[::-1][None], w_ih, w_hh, bias)[0][0]
+        np.testing.assert_allclose(s["hidden"][0][i, : len(x), H:], y[::-1], rtol=1e-12,
+                                   atol=1e-14)
+
+
+def test_hidden_size_beyond_32bit_blas_is_rejected():
+    # 4 * hidden_size rows of the LSTM weights must fit BLAS's 32-bit ints
+    with pytest.raises(ValueError, match="32-bit BLAS"):
+        LSTMRegressor(hidden_size=2**29).fit(np.zeros((3, 2, 1)), np.zeros(3))
+
+
+@quiet
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_partial_fit_continues_the_optimizer_state(rng, solver):
+    # k unshuffled partial_fit calls = fit with max_iter=k: Adam's moments and step count (or
+    # SGD's velocity) carry over between calls, bit for bit
+    X = rng.normal(size=(30, 4, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    kw = dict(hidden_size=3, shuffle=False, random_state=0, solver=solver, tol=0.0)
+    full = LSTMClassifier(max_iter=3, **kw).fit(X, y)
+    inc = LSTMClassifier(**kw)
+    for _ in range(3):
+        inc.partial_fit(X, y, classes=[0, 1])
+    assert inc.loss_curve_ == full.loss_curve_ and inc.n_iter_ == 3 and inc.t_ == full.t_
+    assert np.array_equal(inc._params, full._params)
+
+
+@quiet
+def test_classifier_output_sequence_is_respected_for_a_list_y(rng):
+    # output="sequence" with y as a list of 1-element rows: one label per sequence (the list
+    # form used to force per-step targets regardless of `output`)
+    from sklearn.exceptions import DataConversionWarning
+    X = rng.normal(size=(12, 4, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    kw = dict(hidden_size=3, max_iter=2, random_state=0, output="sequence")
+    a = LSTMClassifier(**kw).fit(X, y)
+    with pytest.warns(DataConversionWarning):
+        b = LSTMClassifier(**kw).fit(X, [[v] for v in y])
+    assert a.loss_curve_ == b.loss_curve_ and b.predict(X).shape == (12,)

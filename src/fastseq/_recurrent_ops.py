@@ -77,9 +77,7 @@ def _validate(kind, x, w_ih, w_hh, bias, states, lengths):
     check_blas_dims(rows_total=B * T, gate_width=gates * H, n_features=D, hidden_size=H)
 
     if lengths is None:
-        perm = np.arange(B, dtype=np.intp)
-        batch_sizes = np.full(T, B, dtype=np.intp)
-        ragged = False
+        perm, batch_sizes, ragged = _packing(None, B, T)
     else:
         lens = np.asarray(lengths)
         if lens.dtype.kind not in "iu" or lens.dtype == np.bool_:
@@ -90,19 +88,20 @@ def _validate(kind, x, w_ih, w_hh, bias, states, lengths):
         if lens.min() < 1 or lens.max() > T:
             raise ValueError(f"lengths must lie in [1, {T}] (T = x.shape[1]), got values in "
                              f"[{lens.min()}, {lens.max()}]")
-        lens = lens.astype(np.intp)
-        ragged = bool(lens.min() < T)
-        if ragged:
-            # Longest first, so the sequences running at step t are a prefix of the sorted batch.
-            perm = np.argsort(-lens, kind="stable").astype(np.intp, copy=False)
-            # n_t = #{b : lengths[b] > t} = B - #{b : lengths[b] <= t}
-            batch_sizes = B - np.cumsum(np.bincount(lens, minlength=T + 1))[:T]
-            batch_sizes = batch_sizes.astype(np.intp)
-        else:
-            perm = np.arange(B, dtype=np.intp)
-            batch_sizes = np.full(T, B, dtype=np.intp)
+        perm, batch_sizes, ragged = _packing(lens.astype(np.intp), B, T)
     weights = (_owned(w_ih_arr, w_ih), _owned(w_hh_arr, w_hh))
     return x_arr, weights, bias_arr, state_arrs, (B, T, D, H), perm, batch_sizes, ragged
+
+
+def _packing(lens, B, T):
+    """(perm, batch_sizes, ragged) of validated lengths (intp, in [1, T]; None = all T)."""
+    if lens is None or lens.min() == T:
+        return np.arange(B, dtype=np.intp), np.full(T, B, dtype=np.intp), False
+    # Longest first, so the sequences running at step t are a prefix of the sorted batch.
+    perm = np.argsort(-lens, kind="stable").astype(np.intp, copy=False)
+    # n_t = #{b : lengths[b] > t} = B - #{b : lengths[b] <= t}
+    batch_sizes = B - np.cumsum(np.bincount(lens, minlength=T + 1))[:T]
+    return perm, batch_sizes.astype(np.intp), True
 
 
 class _RecurrentCache:
@@ -256,8 +255,21 @@ def lstm_forward(x, w_ih, w_hh, bias, h0=None, c0=None, lengths=None):
     >>> dw_ih.shape, dh0.shape
     ((16, 3), (2, 4))
     """
-    x_arr, (w_ih_c, w_hh_c), bias_c, (h0_arr, c0_arr), (B, T, D, H), perm, batch_sizes, ragged = \
+    x_arr, (w_ih_c, w_hh_c), bias_c, (h0_arr, c0_arr), _, perm, batch_sizes, ragged = \
         _validate("lstm", x, w_ih, w_hh, bias, (("h0", h0), ("c0", c0)), lengths)
+    return _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr,
+                              (perm, batch_sizes, ragged))
+
+
+def _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, packing):
+    """lstm_forward after validation. Also fastseq's estimators' entry point: they pass
+    C-contiguous arrays of one dtype with consistent shapes, weights they do not modify before
+    backward, and ``packing = _packing(lengths, B, T)`` computed once for all layers. No
+    finiteness checks: an overflowing network must reach the training loop's divergence test
+    (non-finite loss or gradient norm), not a ValueError about an intermediate array."""
+    perm, batch_sizes, ragged = packing
+    B, T, D = x_arr.shape
+    H = w_hh_c.shape[1]
     dtype = x_arr.dtype
     N = int(batch_sizes.sum())
     y = np.zeros((B, T, H), dtype) if ragged else np.empty((B, T, H), dtype)
@@ -304,6 +316,11 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
                         f"got {type(cache).__name__}")
     dy_arr, (dh_arr, dc_arr) = _RecurrentCache._check_grad(
         cache, "lstm", dy, (("dh_n", dh_n), ("dc_n", dc_n)))
+    return _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr)
+
+
+def _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr):
+    """lstm_backward after validation (see _lstm_forward_impl for who may call it)."""
     B, T, D, H = cache._shape
     dtype = cache._dtype
     a = cache._arrays
@@ -356,11 +373,19 @@ def rnn_forward(x, w_ih, w_hh, bias, h0=None, lengths=None, nonlinearity="tanh")
     """
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    x_arr, (w_ih_c, w_hh_c), bias_c, (h0_arr,), (B, T, D, H), perm, batch_sizes, ragged = \
+    x_arr, (w_ih_c, w_hh_c), bias_c, (h0_arr,), _, perm, batch_sizes, ragged = \
         _validate("rnn", x, w_ih, w_hh, bias, (("h0", h0),), lengths)
+    return _rnn_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, nonlinearity == "relu",
+                             (perm, batch_sizes, ragged))
+
+
+def _rnn_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, relu, packing):
+    """rnn_forward after validation (see _lstm_forward_impl for who may call it)."""
+    perm, batch_sizes, ragged = packing
+    B, T, D = x_arr.shape
+    H = w_hh_c.shape[1]
     dtype = x_arr.dtype
     N = int(batch_sizes.sum())
-    relu = nonlinearity == "relu"
     y = np.zeros((B, T, H), dtype) if ragged else np.empty((B, T, H), dtype)
     h_n = np.empty((B, H), dtype)
     arrays = dict(
@@ -385,6 +410,11 @@ def rnn_backward(cache, dy, dh_n=None):
         raise TypeError(f"rnn_backward needs the cache returned by rnn_forward, "
                         f"got {type(cache).__name__}")
     dy_arr, (dh_arr,) = _RecurrentCache._check_grad(cache, "rnn", dy, (("dh_n", dh_n),))
+    return _rnn_backward_impl(cache, dy_arr, dh_arr)
+
+
+def _rnn_backward_impl(cache, dy_arr, dh_arr):
+    """rnn_backward after validation (see _lstm_forward_impl for who may call it)."""
     B, T, D, H = cache._shape
     dtype = cache._dtype
     a = cache._arrays

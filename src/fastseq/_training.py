@@ -105,6 +105,16 @@ class EpochLoop:
     def run(self):
         est = self.est
         early = self.validation is not None
+        # The bookkeeping attributes were initialised for the early_stopping value of the FIRST
+        # fit; warm_start after set_params(early_stopping=...) and partial_fit (which never holds
+        # out data) run the other rule, so give it its starting values instead of None.
+        if early:
+            if est.validation_scores_ is None:
+                est.validation_scores_ = []
+            if est.best_validation_score_ is None:
+                est.best_validation_score_ = -np.inf
+        elif est.best_loss_ is None:
+            est.best_loss_ = np.inf
         best_params = self.params.copy() if early else None
         # weights of the lowest training loss so far: what a divergence falls back to
         lowest_loss, lowest_params = np.inf, None

@@ -6,8 +6,9 @@ cross-entropy, softmax + cross-entropy, identity + squared error). All parameter
 flat buffer (``_training.FlatLayout``: recurrent weights, output weights, then biases), the
 optimizer steps are the fused kernels of ``_nn`` (SGD/Nesterov, Adam, L2 decay, gradient clipping
 by global norm), the epoch bookkeeping is ``_training.EpochLoop`` — the same engine as the MLPs.
-Per batch, Python only slices the batch and calls compiled code: ``fastseq.ops.lstm_forward`` /
-``rnn_forward`` (and backward) per layer and direction, and ``_nn.loss_grad`` for the output layer
+Per batch, Python only slices the batch and calls compiled code: the kernels behind
+``fastseq.ops.lstm_forward`` / ``rnn_forward`` (and backward; entered past their public
+validation, see ``_recurrent_ops._lstm_forward_impl``) per layer and direction, and ``_nn.loss_grad`` for the output layer
 (its forward, loss, backward and the gradient w.r.t. the recurrent features).
 
 Inputs: ``(n, T, F)`` arrays, ``(n, T)`` arrays (univariate), or lists of ``(T_i, F)`` /
@@ -32,8 +33,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _nn
-from ._recurrent_ops import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from ._recurrent_ops import (_lstm_backward_impl, _lstm_forward_impl, _packing,
+                             _rnn_backward_impl, _rnn_forward_impl)
 from ._training import DivergenceWarning, EpochLoop, FlatLayout  # noqa: F401
+from ._validation import check_blas_dims
 
 __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
 
@@ -116,9 +119,18 @@ def _reverse_index(lengths, T):
     return np.where(t < L, L - 1 - t, t)
 
 
+def _valid_steps(y, pred):
+    """Per-step targets as one entry per sequence, cut to its predicted steps: a padded
+    (n, T[, K]) array y (accepted by fit with ragged X) loses its padding."""
+    if isinstance(y, (list, tuple)):
+        return y
+    y = np.asarray(y)
+    return [y[i, : len(p)] for i, p in enumerate(pred)]
+
+
 def _take_time(a, idx):
     # a[b, idx[b, t]] for every (b, t)
-    return np.take_along_axis(a, idx[:, :, None], axis=1)
+    return np.ascontiguousarray(np.take_along_axis(a, idx[:, :, None], axis=1))
 
 
 class _BaseRecurrent(BaseEstimator):
@@ -195,6 +207,10 @@ class _BaseRecurrent(BaseEstimator):
     def _layout(self, n_features, n_outputs):
         H, g = self.hidden_size, self._gates
         ndir = 2 if self.bidirectional else 1
+        # the kernels are entered past the public validation (see _encode): check here what it
+        # would have checked of the widths (BLAS takes 32-bit ints)
+        check_blas_dims(gate_width=g * H, n_features=n_features, layer_input=ndir * H,
+                        n_outputs=n_outputs)
         wshapes, bshapes = [], []
         for layer in range(self.num_layers):
             d_in = n_features if layer == 0 else ndir * H
@@ -238,8 +254,11 @@ class _BaseRecurrent(BaseEstimator):
         (B, ndir H), tape for _encode_backward). Dropout between layers when rng is given."""
         cells, _, _ = self._unpack(buf, layout)
         B, T, _ = x.shape
-        ragged = bool(lengths.min() < T)
-        lens = lengths if ragged else None
+        # The kernels are called past the public validation (_recurrent_ops' *_impl): every
+        # array here is C-contiguous of buf's dtype with consistent shapes, and an overflow
+        # must surface as a non-finite loss/gradient (DivergenceWarning), not a ValueError
+        # about an intermediate layer's input. The packing order is shared by all layers.
+        packing = _packing(np.asarray(lengths, dtype=np.intp), B, T)
         rev = _reverse_index(lengths, T) if self.bidirectional else None
         tape = []
         inp = x
@@ -253,10 +272,11 @@ class _BaseRecurrent(BaseEstimator):
             for d, (w_ih, w_hh, bias) in enumerate(layer):
                 xin = inp if d == 0 else _take_time(inp, rev)
                 if self._cell == "lstm":
-                    y, h_n, _, cache = lstm_forward(xin, w_ih, w_hh, bias, lengths=lens)
+                    y, h_n, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
+                                                          packing)
                 else:
-                    y, h_n, cache = rnn_forward(xin, w_ih, w_hh, bias, lengths=lens,
-                                                nonlinearity=self.nonlinearity)
+                    y, h_n, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
+                                                      self.nonlinearity == "relu", packing)
                 outs.append(y if d == 0 else _take_time(y, rev))
                 finals.append(h_n)
                 caches.append(cache)
@@ -272,21 +292,24 @@ class _BaseRecurrent(BaseEstimator):
         gcells, _, _ = self._unpack(grads_buf, layout)
         H = self.hidden_size
         B, T = x_shape[:2]
+        # per-sequence targets: the top layer's outputs get no gradient (read-only zeros, one
+        # array for every direction)
+        zeros = np.zeros((B, T, H), dtype=grads_buf.dtype) if d_top is None else None
         for l in range(len(tape) - 1, -1, -1):
             mask, caches = tape[l]
             d_in = None
             for d, cache in enumerate(caches):
                 if d_top is None:
-                    dy = np.zeros((B, T, H), dtype=grads_buf.dtype)
+                    dy = zeros
                 else:
                     dy = np.ascontiguousarray(d_top[:, :, d * H:(d + 1) * H])
                     if d == 1:
                         dy = _take_time(dy, rev)
                 dh = None if dh_top is None else np.ascontiguousarray(dh_top[:, d * H:(d + 1) * H])
                 if self._cell == "lstm":
-                    dx, dw_ih, dw_hh, dbias, _, _ = lstm_backward(cache, dy, dh_n=dh)
+                    dx, dw_ih, dw_hh, dbias, _, _ = _lstm_backward_impl(cache, dy, dh, None)
                 else:
-                    dx, dw_ih, dw_hh, dbias, _ = rnn_backward(cache, dy, dh_n=dh)
+                    dx, dw_ih, dw_hh, dbias, _ = _rnn_backward_impl(cache, dy, dh)
                 g_ih, g_hh, g_b = gcells[l][d]
                 g_ih[...] = dw_ih
                 g_hh[...] = dw_hh
@@ -373,8 +396,14 @@ class _BaseRecurrent(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         rng = self._random_state
         if reuse:
-            if self._params.shape[0] != layout.n_params:
-                raise ValueError("warm start: the architecture changed since the last fit")
+            # compare every tensor's shape, not only the total: e.g. one bidirectional layer
+            # and two unidirectional ones can have the same number of parameters
+            old = getattr(self, "_layout_", None)
+            if (old is None or old.weight_shapes != layout.weight_shapes
+                    or old.bias_shapes != layout.bias_shapes):
+                raise ValueError("warm start: the architecture (hidden_size, num_layers, "
+                                 "bidirectional, n_outputs) changed since the last fit; "
+                                 "set warm_start=False to train a new network")
             params = self._params
         else:
             params = self._init_params(layout, Xp.dtype, rng)
@@ -405,6 +434,7 @@ class _BaseRecurrent(BaseEstimator):
             validation = (val_idx, None)
         n_train = idx_all.size
         batch = min(32, n_train) if self.batch_size == "auto" else min(self.batch_size, n_train)
+        check_blas_dims(rows_per_batch=batch * Xp.shape[1])
         grads = np.empty_like(params)
         snapshot = np.empty_like(params)
         # output-layer workspace for the largest batch (rows = sequences, or valid steps)
@@ -456,11 +486,12 @@ class _BaseRecurrent(BaseEstimator):
         def score(val_idx, _):
             return self._score_padded(params, layout, Xp[val_idx], lengths[val_idx], Y[val_idx])
 
-        self._params = params
+        # set together, so a fit interrupted (KeyboardInterrupt) in EpochLoop leaves a model
+        # that predicts with the weights it has
+        self._params, self._layout_ = params, layout
         EpochLoop(self, params, run_epoch, n_train, validation, score, incremental).run()
         if not self.loss_curve_:
             self.loss_ = np.nan
-        self._layout_ = layout
         return self
 
     def _loss_grad(self, X, Y):
@@ -502,15 +533,17 @@ class _BaseRecurrent(BaseEstimator):
         check_is_fitted(self, "_params")
         Xp, lengths, _ = check_sequences(X, n_features=self.n_features_in_,
                                          dtype=self._params.dtype)
-        _, _, (tape, rev) = self._encode(self._params, self._layout_, Xp, lengths)
-        out = {"lengths": lengths, "hidden": []}
+        # one forward pass without dropout: each layer's outputs and its kernel caches
+        hidden, tape = self._layer_outputs(Xp, lengths)
+        rev = _reverse_index(lengths, Xp.shape[1])
+        out = {"lengths": lengths, "hidden": hidden}
         names = [("input_gate", "input"), ("forget_gate", "forget"), ("output_gate", "output")]
         if self._cell == "lstm":
             for key, _ in names:
                 out[key] = []
             out["cell_state"] = []
         if self._cell == "lstm":
-            for _, caches in tape:
+            for caches in tape:
                 per = {key: [] for key, _ in names}
                 per["cell_state"] = []
                 for d, cache in enumerate(caches):
@@ -522,29 +555,32 @@ class _BaseRecurrent(BaseEstimator):
                     per["cell_state"].append(fix(cache.cell_states()))
                 for key, vals in per.items():
                     out[key].append(np.concatenate(vals, axis=2))
-        # hidden states = the layer outputs, recomputed layer by layer from the same forward
-        out["hidden"] = self._layer_outputs(Xp, lengths)
         return out
 
     def _layer_outputs(self, Xp, lengths):
+        """Outputs of every layer (list of (n, T, ndir H)) and their caches (list over layers
+        of lists over directions; the backward direction's in reversed time)."""
         cells, _, _ = self._unpack(self._params, self._layout_)
-        outs = []
+        outs, tape = [], []
         inp = Xp
         rev = _reverse_index(lengths, Xp.shape[1])
-        lens = lengths if lengths.min() < Xp.shape[1] else None
+        packing = _packing(np.asarray(lengths, dtype=np.intp), *Xp.shape[:2])
         for layer in cells:
-            ys = []
+            ys, caches = [], []
             for d, (w_ih, w_hh, bias) in enumerate(layer):
                 xin = inp if d == 0 else _take_time(inp, rev)
                 if self._cell == "lstm":
-                    y = lstm_forward(xin, w_ih, w_hh, bias, lengths=lens)[0]
+                    y, _, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
+                                                        packing)
                 else:
-                    y = rnn_forward(xin, w_ih, w_hh, bias, lengths=lens,
-                                    nonlinearity=self.nonlinearity)[0]
+                    y, _, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
+                                                    self.nonlinearity == "relu", packing)
                 ys.append(y if d == 0 else _take_time(y, rev))
+                caches.append(cache)
             inp = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)
             outs.append(inp)
-        return outs
+            tape.append(caches)
+        return outs, tape
 
 
 # ---- task heads -------------------------------------------------------------------------------
@@ -559,11 +595,11 @@ class _ClassifierMixin(ClassifierMixin):
         return "log_loss" if getattr(self, "_softmax", False) else "binary_log_loss"
 
     def _target_mode(self, y, Xp, lengths):
+        if self.output != "auto":
+            return self.output
         if isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0]):
             return "step"
         arr = np.asarray(y)
-        if self.output != "auto":
-            return self.output
         return "step" if arr.ndim == 2 and arr.shape == Xp.shape[:2] else "sequence"
 
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
@@ -678,6 +714,7 @@ class _ClassifierMixin(ClassifierMixin):
         """Accuracy (over all valid time steps for per-step targets)."""
         pred = self.predict(X)
         if self._per_step:
+            y = _valid_steps(y, pred)
             pred = np.concatenate([np.asarray(p).ravel() for p in pred])
             y = np.concatenate([np.asarray(v).ravel() for v in y])
         return accuracy_score(y, pred)
@@ -695,10 +732,16 @@ class _RegressorMixin(RegressorMixin):
     def _encode_targets(self, y, Xp, lengths, reuse, incremental, classes):
         n, T = Xp.shape[:2]
         _check_y_present(y)
-        ragged_y = isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0])
+        ragged_y = (isinstance(y, (list, tuple)) and len(y) and not np.isscalar(y[0])
+                    and self.output != "sequence")
         if ragged_y:
             ys = [np.asarray(v, dtype=float) for v in y]
             ys = [v[:, None] if v.ndim == 1 else v for v in ys]
+            # A list of equal-length rows that do not follow the sequence lengths is a
+            # per-sequence (multi-output) target written as a list, e.g. y.tolist().
+            ragged_y = not (len(ys) == n and len({v.shape for v in ys}) == 1 and
+                            any(v.shape[0] != lengths[i] for i, v in enumerate(ys)))
+        if ragged_y:
             if len(ys) != n:
                 raise ValueError(f"y has {len(ys)} sequences, X has {n}")
             for i, v in enumerate(ys):
@@ -794,6 +837,7 @@ class _RegressorMixin(RegressorMixin):
         """R² (over all valid time steps for per-step targets)."""
         pred = self.predict(X)
         if self._per_step:
+            y = _valid_steps(y, pred)
             pred = np.concatenate([np.asarray(p).reshape(np.asarray(p).shape[0], -1)
                                    for p in pred])
             y = np.concatenate([np.asarray(v).reshape(np.asarray(v).shape[0], -1) for v in y])
@@ -818,7 +862,9 @@ _PARAMS_DOC = """
     random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
     validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change :
         As :class:`fastseq.MLPClassifier` (batch_size "auto" = min(32, n_sequences); ``alpha``
-        divides by the number of sequences in the batch).
+        divides by the number of sequences in the batch; the early-stopping validation set is
+        a random ``validation_fraction`` of the sequences, not stratified; ``partial_fit``
+        never holds out data).
     max_grad_norm : float or None, default=5.0
         Clip the gradient to this global L2 norm before each step (on by default: recurrent
         gradients can explode).
