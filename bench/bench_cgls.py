@@ -240,7 +240,10 @@ def test_cgls_bench(benchmark, case, method):
         extra = {} if impl == "reference" else dict(
             agreement=check_agreement(X.T @ (X @ coef), X.T @ y, tolerance,
                                       what=f"{method} normal equations"), tolerance=tolerance)
-        record(benchmark, impl=impl, case=f"least squares [{variant}]", dtype="float64",
+        # the problem family in the case: tables label rows by size, and well/ill share sizes
+        words = case.split()
+        family = words[0] if words[0] == "csr" else f"{words[0]} {words[2]}"
+        record(benchmark, impl=impl, case=f"least squares [{variant}] {family}", dtype="float64",
                n=X.shape[0], p=X.shape[1], iterations=iters, residual=res, **extra)
         rounds = 1 if huge else 2
         benchmark.pedantic(lambda: fn(X, y), rounds=rounds, iterations=1, warmup_rounds=0)

@@ -15,7 +15,8 @@ the fastest fastseq solver where sklearn is not run), normal-equation residual
 ||Xc'(yc - Xc b)|| / ||Xc' yc||, coefficient relative error ||b - beta|| / ||beta||, peak extra RSS.
 
 Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so each
-fastseq solver has its own group ``{case} [{solver}]`` (case ``LinearRegression.fit[{solver}]``)
+fastseq solver has its own group ``{case} [{solver}]`` (case ``LinearRegression.fit[{solver}]
+well|ill1e6``)
 with one scikit-learn competitor: Ridge(solver="cholesky") for cholesky, LinearRegression for the
 others (timed in each of its groups). ``agreement``: fastseq, the coefficients against the known
 beta (max|b - beta| / max|beta| <= sqrt(p) x the asserted 2-norm bound); scikit-learn, the
@@ -187,7 +188,9 @@ def test_linear_regression(benchmark, case, solver, method):
         tolerance = np.sqrt(p) * 1e-6
         agreement = check_agreement(g0 - g, g0, tolerance, what=f"{method} normal equations")
     n_iter = getattr(est, "n_iter_", None)
-    record(benchmark, impl=method.split("-", 1)[0], case=f"LinearRegression.fit[{solver}]",
+    # the conditioning in the case: tables label rows by size, and well/ill share sizes
+    record(benchmark, impl=method.split("-", 1)[0],
+           case=f"LinearRegression.fit[{solver}] {case.rsplit('-', 1)[1]}",
            dtype="float64", n=n, p=p, agreement=agreement, tolerance=tolerance,
            residual=_normal_residual(X, y, coef),
            iterations=int(np.max(n_iter)) if n_iter is not None else None)

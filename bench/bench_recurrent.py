@@ -162,7 +162,8 @@ _checked = {}
 
 def _check_agreement(kind, shape, dt, runners, pas):
     """fastseq vs reference (and torch) before timing; cached per group. Returns
-    ({impl: max relative difference to the reference}, tolerance) (fastseq._bench.check_agreement)."""
+    ({impl: max relative difference to the reference}, tolerance), as
+    fastseq._bench.check_agreement measures it."""
     key = (kind, shape, dt, pas)
     if key in _checked:
         return _checked[key]

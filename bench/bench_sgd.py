@@ -27,7 +27,8 @@ groups are split by batch size: ``sgd-epoch-{kind} bs=1`` (fastseq vs scikit-lea
 batch size vs scikit-learn's per-sample SGD, timed in each group). ``agreement``: fastseq epochs
 against the reference epoch (coefficients) and, bs=1, scikit-learn's (on CSR without intercept:
 scikit-learn damps the sparse intercept update); time-to-tolerance fits have no exact counterpart,
-so there it is the held-out prediction error max|y_pred - y_test| / max|y_test| (asserted <= PRED_TOL).
+so there it is the held-out prediction error max|y_pred - y_test| / max|y_test| (asserted
+<= PRED_TOL).
 Quick mode (``fastseq bench --quick``) uses 20000 + 5000 rows and CSR 1000 features.
 """
 import time
@@ -176,8 +177,9 @@ def test_epoch(benchmark, problem, case):
     tolerance = COEF_TOL
     benchmark.pedantic(_fit_quiet, args=(est, X, y), rounds=3, iterations=1, warmup_rounds=0)
     r2 = _record(benchmark, benchmark.group, case, eta0, 1, est.coef_, est.intercept_, X, y,
-                 X_test, y_test, impl=lib, meta_case=f"SGDRegressor epoch bs={batch_size}",
-                 agreement=agreement, tolerance=tolerance)
+                 X_test, y_test, impl=lib,
+                 meta_case=f"SGDRegressor epoch bs={batch_size} ({kind})", agreement=agreement,
+                 tolerance=tolerance)
     assert np.isfinite(r2)
 
 
@@ -198,7 +200,7 @@ def test_epoch_numpy_reference(benchmark, problem, batch_size):
     out = benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
     _record(benchmark, benchmark.group, f"numpy reference bs={batch_size}", eta0, 1,
             out["coef"], out["intercept"], X, y, X_test, y_test, impl="reference",
-            meta_case=f"SGDRegressor epoch bs={batch_size}")
+            meta_case=f"SGDRegressor epoch bs={batch_size} ({kind})")
 
 
 def _check_against_reference(kind, X, y, batch_size, eta0):
@@ -248,6 +250,6 @@ def test_time_to_tol(benchmark, problem, batch_size, impl):
     agreement = _prediction_agreement(est.coef_, est.intercept_, X_test, y_test)
     r2 = _record(benchmark, benchmark.group, case, eta0, est.n_iter_, est.coef_,
                  est.intercept_, X, y, X_test, y_test, impl=impl,
-                 meta_case=f"SGDRegressor.fit tol=1e-3 (fastseq bs={batch_size})",
+                 meta_case=f"SGDRegressor.fit tol=1e-3 bs={batch_size} ({kind})",
                  agreement=agreement, tolerance=PRED_TOL)
     assert r2 > 0.9, f"{case} did not fit ({r2=})"  # the methods reached a comparable model
