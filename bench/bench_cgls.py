@@ -11,6 +11,14 @@ solution is checked against the problem (normal-equation residual ||X^T(y - X b)
 within the method's tolerance), and one untimed run samples RSS (psutil, 2 ms) for the peak extra
 memory. At the end a table is printed: case, method, iterations, ms/iter, total s, normal-eq
 residual, peak extra memory (% of X), and ms/iter relative to lsqr.
+
+Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so each
+problem has two groups: ``{case} [precond]`` (fastseq cgls, scipy lsqr, sklearn Ridge lsqr) and
+``{case} [no precond]`` (fastseq cgls without Jacobi scaling, the NumPy reference CGLS - the same
+algorithm -, scipy lsmr, sklearn Ridge sparse_cg). ``agreement``: the normal equations, X'X b
+against X'y (max-norm relative difference <= sqrt(p) x the asserted 2-norm residual bound).
+The fused-pass benchmark is split the same way (BLAS row blocks / fused C loop, each against
+NumPy's two passes). Quick mode (``fastseq bench --quick``) runs small problems.
 """
 import os
 import sys
@@ -26,6 +34,7 @@ import threadpoolctl
 from scipy.sparse.linalg import lsmr, lsqr
 
 from fastseq import _cgls
+from fastseq._bench import check_agreement, pick, record
 from fastseq.ops import cgls
 from fastseq.reference.linear import cgls_reference
 
@@ -66,7 +75,12 @@ CASES = {
     "dense 200000x500 ill": (lambda: _dense(200_000, 500, True), True),
     "dense 20000x10000": (lambda: _dense(20_000, 10_000, False), True),
     "csr 1000000x100000 nnz1e7": (lambda: _sparse(1_000_000, 100_000, 10), True),
+    # quick mode (fastseq bench --quick) only
+    "dense 5000x100 well": (lambda: _dense(5_000, 100, False), False),
+    "dense 5000x100 ill": (lambda: _dense(5_000, 100, True), False),
+    "csr 20000x2000 nnz2e5": (lambda: _sparse(20_000, 2_000, 10), False),
 }
+CASE_NAMES = pick(full=list(CASES)[:7], quick=list(CASES)[7:])
 _cache = {}
 
 
@@ -123,6 +137,16 @@ def m_reference(X, y):
     return out["x"], out["n_iter"]
 
 
+# method -> (impl, group/case variant)
+IMPL = {
+    "fastseq cgls": ("fastseq", "precond"),
+    "fastseq cgls (no precond)": ("fastseq", "no precond"),
+    "scipy lsqr": ("scipy", "precond"),
+    "scipy lsmr": ("scipy", "no precond"),
+    "sklearn Ridge lsqr": ("sklearn", "precond"),
+    "sklearn Ridge sparse_cg": ("sklearn", "no precond"),
+    "numpy reference cgls": ("reference", "no precond"),
+}
 METHODS = {
     "fastseq cgls": m_cgls,
     "fastseq cgls (no precond)": m_cgls_noprecond,
@@ -190,7 +214,7 @@ def _print_table():
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", CASE_NAMES)
 def test_cgls_bench(benchmark, case, method):
     huge = CASES[case][1]
     if huge and not HUGE:
@@ -200,7 +224,8 @@ def test_cgls_bench(benchmark, case, method):
         pytest.skip("the two-pass NumPy reference on the big ill-conditioned case takes minutes")
     X, y = _get(case)
     fn = METHODS[method]
-    benchmark.group = case
+    impl, variant = IMPL[method]
+    benchmark.group = f"{case} [{variant}]"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unpreconditioned runs may hit the iteration limit
         (coef, iters), mem = _peak_extra_rss(lambda: fn(X, y))
@@ -210,6 +235,16 @@ def test_cgls_bench(benchmark, case, method):
         # stop at the iteration limit, which the table shows)
         limit = 1e-4 if "ill" in case else 1e-6
         assert res < limit, f"{method} on {case}: normal-equation residual {res:.2e}"
+        # recorded: max-norm form, X'X b vs X'y (max|g| <= ||g||, ||X'y|| <= sqrt(p) max|X'y|)
+        tolerance = limit * np.sqrt(X.shape[1])
+        extra = {} if impl == "reference" else dict(
+            agreement=check_agreement(X.T @ (X @ coef), X.T @ y, tolerance,
+                                      what=f"{method} normal equations"), tolerance=tolerance)
+        # the problem family in the case: tables label rows by size, and well/ill share sizes
+        words = case.split()
+        family = words[0] if words[0] == "csr" else f"{words[0]} {words[2]}"
+        record(benchmark, impl=impl, case=f"least squares [{variant}] {family}", dtype="float64",
+               n=X.shape[0], p=X.shape[1], iterations=iters, residual=res, **extra)
         rounds = 1 if huge else 2
         benchmark.pedantic(lambda: fn(X, y), rounds=rounds, iterations=1, warmup_rounds=0)
     total = benchmark.stats.stats.median
@@ -219,18 +254,27 @@ def test_cgls_bench(benchmark, case, method):
 
 
 # ---- the fused pass alone: BLAS row blocks vs the C loop vs NumPy's two passes ----------------
-@pytest.mark.parametrize("impl", ["blas", "fused_c", "numpy two-pass"])
-@pytest.mark.parametrize("shape", [(50_000, 500), (5_000, 5_000)])
-def test_cgls_pass(benchmark, impl, shape):
+@pytest.mark.parametrize("impl", ["fastseq", "numpy"])
+@pytest.mark.parametrize("kernel", ["blas", "fused_c"])
+@pytest.mark.parametrize("shape", pick(full=[(50_000, 500), (5_000, 5_000)],
+                                       quick=[(5_000, 100), (1_000, 1_000)]))
+def test_cgls_pass(benchmark, kernel, impl, shape):
+    """One group per fastseq kernel (BLAS row blocks, fused C loop), each with NumPy's two
+    passes X.T @ (X @ v) (the result both are checked against)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal(shape)
     v = rng.standard_normal(shape[1])
     ref = X.T @ (X @ v)
-    benchmark.group = f"normal pass X^T X v {shape[0]}x{shape[1]}"
-    if impl == "numpy two-pass":
+    benchmark.group = f"normal pass X^T X v {shape[0]}x{shape[1]} [{kernel}]"
+    if impl == "numpy":
         fn = lambda: X.T @ (X @ v)  # noqa: E731
     else:
-        op = _cgls.NormalOperator(X, np.zeros((shape[0], 1)), dense_kernel=impl)
+        op = _cgls.NormalOperator(X, np.zeros((shape[0], 1)), dense_kernel=kernel)
         fn = lambda: op.normal_product(v)[0][:, 0]  # noqa: E731
     np.testing.assert_allclose(fn(), ref, rtol=1e-10, atol=1e-8 * np.abs(ref).max())
+    # |a - b| <= 1e-8 max|b| + 1e-10 |b| implies a relative difference <= 1.01e-8
+    agreement = check_agreement(fn(), ref, 1.01e-8, what=f"{kernel} normal pass")
+    record(benchmark, impl=impl, case=f"normal pass X^T X v [{kernel}]", dtype="float64",
+           n=shape[0], p=shape[1], flops=4.0 * shape[0] * shape[1], agreement=agreement,
+           tolerance=1.01e-8)
     benchmark.pedantic(fn, rounds=7, iterations=1, warmup_rounds=1)

@@ -13,6 +13,15 @@ the known beta (consistent data y = X beta + c), to the accuracy the method's th
 At the end a table is printed: case, method, median s, ratio vs sklearn LinearRegression (or vs
 the fastest fastseq solver where sklearn is not run), normal-equation residual
 ||Xc'(yc - Xc b)|| / ||Xc' yc||, coefficient relative error ||b - beta|| / ||beta||, peak extra RSS.
+
+Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so each
+fastseq solver has its own group ``{case} [{solver}]`` (case ``LinearRegression.fit[{solver}]
+well|ill1e6``)
+with one scikit-learn competitor: Ridge(solver="cholesky") for cholesky, LinearRegression for the
+others (timed in each of its groups). ``agreement``: fastseq, the coefficients against the known
+beta (max|b - beta| / max|beta| <= sqrt(p) x the asserted 2-norm bound); scikit-learn, the
+normal equations Xc'Xc b against Xc'yc (<= sqrt(p) x the asserted residual bound).
+Quick mode (``fastseq bench --quick``): dense 2000x50 well- and ill-conditioned.
 """
 import os
 import threading
@@ -27,6 +36,7 @@ from sklearn.linear_model import LinearRegression as SkLinearRegression
 from sklearn.linear_model import Ridge
 
 from fastseq import LinearRegression
+from fastseq._bench import check_agreement, pick, record
 
 HUGE = os.environ.get("FASTSEQ_BENCH_HUGE") == "1"
 RESULTS = []
@@ -54,7 +64,7 @@ def _dense(n, p, cond, seed=0):
 # case name -> (n, p, cond, methods, huge)
 _ALL = ["sklearn-LinearRegression", "sklearn-Ridge-cholesky",
         "fastseq-auto", "fastseq-cholesky", "fastseq-qr", "fastseq-cgls"]
-CASES = {
+FULL_CASES = {
     "dense-20000x200-well": (20_000, 200, 1.0, _ALL, False),
     "dense-20000x200-ill1e6": (20_000, 200, 1e6, _ALL[:-1], False),
     "dense-200000x500-well": (200_000, 500, 1.0, _ALL, True),
@@ -62,6 +72,14 @@ CASES = {
     "dense-20000x10000-well": (20_000, 10_000, 1.0,
                                ["fastseq-auto", "fastseq-cholesky", "fastseq-cgls"], True),
 }
+QUICK_CASES = {
+    "dense-2000x50-well": (2_000, 50, 1.0, _ALL, False),
+    "dense-2000x50-ill1e6": (2_000, 50, 1e6, _ALL[:-1], False),
+}
+CASES = pick(full=[FULL_CASES], quick=[QUICK_CASES])[0]
+# fastseq solver -> the scikit-learn method timed in its group
+COMPETITOR = {"auto": "sklearn-LinearRegression", "qr": "sklearn-LinearRegression",
+              "cgls": "sklearn-LinearRegression", "cholesky": "sklearn-Ridge-cholesky"}
 # CGLS is left out of the ill-conditioned cases: cond 1e6 needs ~1e6 iterations; auto never
 # tries it there (direct is cheap at these shapes) - see the budget rule in LinearRegression.
 
@@ -90,6 +108,12 @@ def _coef_error(est, beta):
 
 def _normal_residual(X, y, coef):
     """||Xc'(yc - Xc b)|| / ||Xc' yc|| in row blocks (no centered copy of X)."""
+    g, g0 = _normal_sides(X, y, coef)
+    return float(np.linalg.norm(g) / np.linalg.norm(g0))
+
+
+def _normal_sides(X, y, coef):
+    """(Xc'(yc - Xc b), Xc' yc) in row blocks: the normal equations' residual and right side."""
     xm, ym = X.mean(0), y.mean()
     g = np.zeros(X.shape[1])
     g0 = np.zeros(X.shape[1])
@@ -98,7 +122,7 @@ def _normal_residual(X, y, coef):
         yc = y[i:i + 8192] - ym
         g += Xc.T @ (yc - Xc @ coef)
         g0 += Xc.T @ yc
-    return float(np.linalg.norm(g) / np.linalg.norm(g0))
+    return g, g0
 
 
 def _peak_rss_during(fn):
@@ -125,17 +149,20 @@ def _peak_rss_during(fn):
 def _params():
     out = []
     for case, (_, _, _, methods, huge) in CASES.items():
-        for method in methods:
+        for solver in [m.split("-", 1)[1] for m in methods if m.startswith("fastseq")]:
             marks = [pytest.mark.skipif(huge and not HUGE, reason="set FASTSEQ_BENCH_HUGE=1")]
-            out.append(pytest.param(case, method, id=f"{case}-{method}", marks=marks))
+            for method in (f"fastseq-{solver}", COMPETITOR[solver]):
+                if method in methods:
+                    out.append(pytest.param(case, solver, method, marks=marks,
+                                            id=f"{case}-{solver}-{method}"))
     return out
 
 
-@pytest.mark.parametrize("case,method", _params())
-def test_linear_regression(benchmark, case, method):
+@pytest.mark.parametrize("case,solver,method", _params())
+def test_linear_regression(benchmark, case, solver, method):
     X, y, beta = _problem(case)
     n, p, cond, _, huge = CASES[case]
-    benchmark.group = case
+    benchmark.group = f"{case} [{solver}]"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's Ridge may warn on ill-conditioned systems
         est, rss_mb = _peak_rss_during(lambda: _make(method).fit(X, y))
@@ -145,14 +172,28 @@ def test_linear_regression(benchmark, case, method):
     # Competitors: a least-squares solution (small normal-equation residual); their coefficient
     # error is reported, not asserted (sklearn's lstsq cut-off can cost digits, see the table).
     eps = np.finfo(np.float64).eps
+    coef = np.asarray(est.coef_, dtype=np.float64)
     if method.startswith("fastseq"):
         kind = est.solver_ if method == "fastseq-auto" else method.split("-", 1)[1]
         allowed = {"cholesky": 1e3 * cond**2 * eps, "cgls": 1e-6}.get(kind, 1e3 * cond * eps)
         if method == "fastseq-auto" and kind == "cholesky":
             allowed = 1e3 * cond * eps  # refined: QR-class accuracy
         assert err <= max(allowed, 1e-12), (method, err)
+        # max-norm form of the same bound: max|d| <= ||d|| and ||beta|| <= sqrt(p) max|beta|
+        tolerance = np.sqrt(p) * max(allowed, 1e-12)
+        agreement = check_agreement(coef, beta, tolerance, what=f"{method} coefficients")
     else:
-        assert _normal_residual(X, y, np.asarray(est.coef_, float)) < 1e-6, method
+        assert _normal_residual(X, y, coef) < 1e-6, method
+        g, g0 = _normal_sides(X, y, coef)
+        tolerance = np.sqrt(p) * 1e-6
+        agreement = check_agreement(g0 - g, g0, tolerance, what=f"{method} normal equations")
+    n_iter = getattr(est, "n_iter_", None)
+    # the conditioning in the case: tables label rows by size, and well/ill share sizes
+    record(benchmark, impl=method.split("-", 1)[0],
+           case=f"LinearRegression.fit[{solver}] {case.rsplit('-', 1)[1]}",
+           dtype="float64", n=n, p=p, agreement=agreement, tolerance=tolerance,
+           residual=_normal_residual(X, y, coef),
+           iterations=int(np.max(n_iter)) if n_iter is not None else None)
     rounds = 1 if huge and method.startswith("sklearn") else (2 if huge else 3)
 
     def run():
@@ -167,7 +208,8 @@ def test_linear_regression(benchmark, case, method):
         "err": err, "rss": rss_mb, "solver_": getattr(est, "solver_", ""),
         "refine": getattr(est, "n_refine_", ""), "iters": getattr(est, "n_iter_", None),
     }
-    RESULTS.append(row)
+    if not any(r["case"] == case and r["method"] == method for r in RESULTS):
+        RESULTS.append(row)  # sklearn is timed in several groups: one table row
     # one line per case as it finishes (the full table comes at the end of the module)
     print(f"\n[bench_linear] {case} {method}: median {row['median']:.3f} s, normal-eq residual "
           f"{row['nres']:.2e}, coef rel err {row['err']:.2e}, peak +{row['rss']:.0f} MB, "

@@ -9,26 +9,45 @@ flop count and the GEMM peak of fastseq's BLAS measured in this run, so
 prints the table (shape, dtype, pass, fastseq ms, torch ms, ratio, reference ms, GFLOP/s, %peak).
 Shapes are (T, B, D, H). Forward flops = 2*T*B*4H*(D+H) (LSTM; H instead of 4H for the RNN),
 backward counted as twice that.
+
+Metadata follows bench/README.md (``fastseq._bench.record``: impl/case/dtype/agreement/flops/T/B/
+D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
+(``FASTSEQ_BENCH_QUICK=1``, ``fastseq bench --quick``) runs small shapes: a base LSTM shape and one
+shape each with T, H and B doubled, so the report can plot time against T, H and B.
 """
+import os
 import time
 
 import numpy as np
 import pytest
 
 from fastseq import _gemm, ops
+from fastseq._bench import QUICK, check_agreement, pick, record
 from fastseq.reference import recurrent as ref
 
 try:
     import torch
-    torch.set_num_threads(2)
+    if "OMP_NUM_THREADS" not in os.environ:  # `fastseq bench --threads N` sets it: respect it
+        torch.set_num_threads(2)
 except ImportError:  # pragma: no cover
     torch = None
 
-LSTM_SHAPES = [(50, 32, 32, 64), (100, 64, 64, 128), (100, 64, 128, 256), (100, 128, 256, 512),
-               (500, 1, 32, 64)]
-RNN_SHAPES = [(100, 64, 64, 128), (100, 64, 128, 256), (500, 1, 32, 64)]
+# (T, B, D, H). Quick: base (16, 8, 16, 32) and T, H, B doubled one at a time (the report's sweeps)
+LSTM_SHAPES = pick(full=[(50, 32, 32, 64), (100, 64, 64, 128), (100, 64, 128, 256),
+                         (100, 128, 256, 512), (500, 1, 32, 64)],
+                   quick=[(16, 8, 16, 32), (32, 8, 16, 32), (16, 8, 16, 64), (16, 16, 16, 32)])
+RNN_SHAPES = pick(full=[(100, 64, 64, 128), (100, 64, 128, 256), (500, 1, 32, 64)],
+                  quick=[(16, 8, 16, 32), (32, 8, 16, 32)])
+RAGGED_SHAPE = pick(full=[(100, 64, 128, 256)], quick=[(32, 16, 16, 32)])[0]
 DTYPES = {"float32": np.float32, "float64": np.float64}
 TOL = {"float32": 2e-3, "float64": 1e-9}
+
+
+def _agree_tol(dt, want):
+    """Tolerance on the relative difference max|a - b| / max|b| (recorded as `agreement`) that
+    the assert_allclose checks imply: |a - b| <= TOL (max(1, M) + |b|), M = max|b|."""
+    return max(TOL[dt] * (max(1.0, m) + m) / m
+               for m in (float(np.abs(b).max()) for b in want) if m > 0)
 
 _PEAK = {}
 
@@ -50,6 +69,8 @@ def gemm_peak(dtype):
 
 
 def _rounds(fn, budget=1.5, lo=3, hi=40):
+    if QUICK:  # a few rounds: the quick suite has a two-minute budget
+        budget, lo, hi = min(budget, 0.05), min(lo, 3), min(hi, 10)
     t0 = time.perf_counter()
     fn()
     dt = time.perf_counter() - t0
@@ -140,24 +161,34 @@ _checked = {}
 
 
 def _check_agreement(kind, shape, dt, runners, pas):
-    """fastseq vs reference (and torch) before timing; cached per group."""
+    """fastseq vs reference (and torch) before timing; cached per group. Returns
+    ({impl: max relative difference to the reference}, tolerance), as
+    fastseq._bench.check_agreement measures it."""
     key = (kind, shape, dt, pas)
     if key in _checked:
-        return
+        return _checked[key]
     k = 0 if pas == "fwd" else 1
     got = runners["fastseq"][k]()
     T, B, D, H = shape
     # the reference on the biggest shapes is slow but affordable once
     want = runners["reference"][k]()
+    outs = {"fastseq": got}
     for a, b in zip(got, want):
         if a is not None:
             np.testing.assert_allclose(a, b, rtol=TOL[dt], atol=TOL[dt] * max(1, np.abs(b).max()))
     if "torch" in runners:
-        for a, b in zip(got, runners["torch"][k]()):
+        outs["torch"] = runners["torch"][k]()
+        for a, b in zip(got, outs["torch"]):
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=TOL[dt],
                                            atol=TOL[dt] * max(1, np.abs(b).max()))
-    _checked[key] = True
+    want = [b for b in want if b is not None]
+    # recorded: each implementation's difference to the reference (y, and dW_ih for fwd+bwd)
+    tol = _agree_tol(dt, want)
+    _checked[key] = ({impl: check_agreement([a for a in out if a is not None], want, tol,
+                                            what=f"{impl} {kind} {pas}")
+                      for impl, out in outs.items()}, tol)
+    return _checked[key]
 
 
 def _flops(kind, shape, pas, n_steps_total=None):
@@ -174,11 +205,16 @@ def test_recurrent(benchmark, kind, shape, dt, pas, impl):
     runners = _runners(kind, *shape, dtype)
     if impl not in runners:
         pytest.skip(f"{impl} not available")
-    _check_agreement(kind, shape, dt, runners, pas)
+    agreement, tol = _check_agreement(kind, shape, dt, runners, pas)
     fn = runners[impl][0 if pas == "fwd" else 1]
     benchmark.group = f"{kind} T,B,D,H={','.join(map(str, shape))} {dt} {pas}"
-    benchmark.extra_info.update(kind=kind, shape=list(shape), dtype=dt, pas=pas, impl=impl,
-                                flops=_flops(kind, shape, pas), gemm_peak=gemm_peak(dtype))
+    T, B, D, H = shape
+    extra = {} if impl == "reference" else dict(agreement=agreement[impl], tolerance=tol)
+    record(benchmark, impl=impl, case=f"{kind}_{'forward' if pas == 'fwd' else 'forward_backward'}",
+           dtype=dt, flops=_flops(kind, shape, pas), T=T, B=B, D=D, H=H, **extra)
+    # legacy keys read by recurrent_table.py
+    benchmark.extra_info.update(kind=kind, shape=list(shape), pas=pas,
+                                gemm_peak=gemm_peak(dtype))
     if impl == "reference":   # slow by design: a few rounds are enough for its median
         benchmark.pedantic(fn, rounds=_rounds(fn, 0.5, lo=2, hi=10), iterations=1)
     else:
@@ -188,25 +224,38 @@ def test_recurrent(benchmark, kind, shape, dt, pas, impl):
 @pytest.mark.parametrize("dt", list(DTYPES))
 @pytest.mark.parametrize("pas", ["fwd", "fwd+bwd"])
 @pytest.mark.parametrize("batch", ["ragged", "padded"])
-def test_lstm_ragged_vs_padded(benchmark, dt, pas, batch):
+@pytest.mark.parametrize("impl", ["fastseq", "reference"])
+def test_lstm_ragged_vs_padded(benchmark, dt, pas, batch, impl):
     """Lengths spread over [T/4, T]: the ragged call should cost ~ sum(lengths) / (B T) of the
-    padded one (here ~0.63), since finished sequences drop out of every product."""
-    T, B, D, H = 100, 64, 128, 256
+    padded one (here ~0.63), since finished sequences drop out of every product. Ragged and
+    padded are two groups (one fastseq benchmark per group), each with the NumPy reference."""
+    T, B, D, H = RAGGED_SHAPE
     dtype = DTYPES[dt]
     lengths = np.linspace(T // 4, T, B).astype(int)
     runners = _runners("lstm", T, B, D, H, dtype, lengths=lengths if batch == "ragged" else None)
     k = 0 if pas == "fwd" else 1
-    fn = runners["fastseq"][k]
-    if batch == "ragged":  # agreement with the reference on the ragged batch
-        for a, b in zip(fn(), runners["reference"][k]()):
-            if a is not None:
-                np.testing.assert_allclose(a, b, rtol=TOL[dt],
-                                           atol=TOL[dt] * max(1, np.abs(b).max()))
-    benchmark.group = f"lstm ragged-vs-padded T,B,D,H={T},{B},{D},{H} {dt} {pas}"
-    benchmark.extra_info.update(kind="lstm", shape=[T, B, D, H], dtype=dt, pas=pas,
-                                impl=f"fastseq-{batch}",
-                                flops=_flops("lstm", (T, B, D, H), pas,
-                                             int(lengths.sum()) if batch == "ragged" else None),
+    got, want = runners["fastseq"][k](), runners["reference"][k]()
+    for a, b in zip(got, want):  # agreement with the reference before timing
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=TOL[dt],
+                                       atol=TOL[dt] * max(1, np.abs(b).max()))
+    fn = runners[impl][k]
+    benchmark.group = f"lstm ragged-vs-padded T,B,D,H={T},{B},{D},{H} {dt} {pas} {batch}"
+    extra = {}
+    if impl != "reference":
+        want = [b for b in want if b is not None]
+        tol = _agree_tol(dt, want)
+        extra = dict(agreement=check_agreement([a for a in got if a is not None], want, tol),
+                     tolerance=tol)
+    case = f"lstm_{'forward' if pas == 'fwd' else 'forward_backward'}_{batch}"
+    record(benchmark, impl=impl, case=case, dtype=dt, T=T, B=B, D=D, H=H,
+           flops=_flops("lstm", (T, B, D, H), pas,
+                        int(lengths.sum()) if batch == "ragged" else None), **extra)
+    # legacy keys read by recurrent_table.py
+    benchmark.extra_info.update(kind="lstm", shape=[T, B, D, H], pas=pas, batch=batch,
                                 gemm_peak=gemm_peak(dtype),
                                 length_fraction=float(lengths.sum() / (B * T)))
-    benchmark.pedantic(fn, rounds=_rounds(fn), iterations=1, warmup_rounds=1)
+    if impl == "reference":
+        benchmark.pedantic(fn, rounds=_rounds(fn, 0.5, lo=2, hi=10), iterations=1)
+    else:
+        benchmark.pedantic(fn, rounds=_rounds(fn), iterations=1, warmup_rounds=1)

@@ -22,7 +22,8 @@ from fastseq import LSTMClassifier, RNNClassifier
 from fastseq._bench import check_agreement, pick, record
 from fastseq.datasets import make_agreement
 
-THREADS = int(os.environ.get("FASTSEQ_BENCH_THREADS", "2"))
+# default: the thread count `fastseq bench --threads N` set (OMP_NUM_THREADS), else 2
+THREADS = int(os.environ.get("FASTSEQ_BENCH_THREADS", os.environ.get("OMP_NUM_THREADS", "2")))
 # (n_sequences, depth, n_fillers -> T = 2 + 4 depth + fillers, hidden)
 SIZES = pick(full=[(1000, 2, 20, 64)], quick=[(500, 2, 10, 32)])
 EPOCHS = 2

@@ -20,6 +20,16 @@ Before timing, every fastseq epoch is checked against the reference epoch on the
 permutation, and batch_size=1 without shuffling against scikit-learn's updates (dense). The table
 printed at the end reports median time, epochs, test R^2 and the relative normal-equation
 residual ||A^T (A theta - y)|| / ||A^T y|| (A = [X, 1]) so accuracy is comparable.
+
+Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so the
+groups are split by batch size: ``sgd-epoch-{kind} bs=1`` (fastseq vs scikit-learn),
+``bs=32``/``bs=256`` (fastseq vs the NumPy reference); ``sgd-tol-{kind} bs=...`` (fastseq at that
+batch size vs scikit-learn's per-sample SGD, timed in each group). ``agreement``: fastseq epochs
+against the reference epoch (coefficients) and, bs=1, scikit-learn's (on CSR without intercept:
+scikit-learn damps the sparse intercept update); time-to-tolerance fits have no exact counterpart,
+so there it is the held-out prediction error max|y_pred - y_test| / max|y_test| (asserted
+<= PRED_TOL).
+Quick mode (``fastseq bench --quick``) uses 20000 + 5000 rows and CSR 1000 features.
 """
 import warnings
 
@@ -31,10 +41,14 @@ from sklearn.linear_model import SGDRegressor as SkSGDRegressor
 from sklearn.metrics import r2_score
 
 from fastseq import SGDRegressor
+from fastseq._bench import check_agreement, pick, record, relative_difference
 from fastseq.reference.sgd import sgd_epoch_reference
 
-N_TRAIN, N_TEST = 100_000, 20_000
-DENSE_FEATURES, SPARSE_FEATURES, SPARSE_NNZ = 100, 10_000, 1_000_000
+N_TRAIN, N_TEST = pick(full=[(100_000, 20_000)], quick=[(20_000, 5_000)])[0]
+DENSE_FEATURES, SPARSE_FEATURES, SPARSE_NNZ = pick(full=[(100, 10_000, 1_000_000)],
+                                                   quick=[(100, 1_000, 200_000)])[0]
+COEF_TOL = 1e-8   # relative coefficient difference implied by the assert_allclose checks below
+PRED_TOL = 0.5    # held-out prediction error (relative to max|y_test|) where no exact counterpart
 ETA0 = {"dense": {1: 0.01, 32: 0.1, 256: 0.5}, "csr": {1: 0.01, 32: 0.3, 256: 2.0}}
 COMMAND = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m pytest bench/bench_sgd.py "
            "--benchmark-only --benchmark-group-by=group --benchmark-columns=min,median,max,rounds")
@@ -110,11 +124,20 @@ def _normal_equation_residual(X, y, coef, intercept):
     return float(np.linalg.norm(num) / np.linalg.norm(den))
 
 
-def _record(benchmark, group, case, eta0, epochs, coef, intercept, X, y, X_test, y_test):
+def _prediction_agreement(coef, intercept, X_test, y_test):
+    """max|y_pred - y_test| / max|y_test| on held-out rows, asserted <= PRED_TOL."""
+    pred = np.asarray(X_test @ np.ravel(coef)).ravel() + float(np.ravel(intercept)[0])
+    return check_agreement(pred, y_test, PRED_TOL, what="held-out predictions")
+
+
+def _record(benchmark, group, case, eta0, epochs, coef, intercept, X, y, X_test, y_test,
+            impl, meta_case, agreement=None, tolerance=None):
     coef = np.ravel(coef)
     intercept = float(np.ravel(intercept)[0])
     r2 = r2_score(y_test, np.asarray(X_test @ coef).ravel() + intercept)
     ne = _normal_equation_residual(X, y, coef, intercept)
+    record(benchmark, impl=impl, case=meta_case, dtype="float64", n=X.shape[0], p=X.shape[1],
+           iterations=epochs, residual=ne, agreement=agreement, tolerance=tolerance)
     benchmark.extra_info.update(epochs=epochs, test_r2=r2, normal_equation_residual=ne)
     RESULTS.append(dict(group=group, case=case, eta0=eta0, epochs=epochs,
                         median=benchmark.stats.stats.median, r2=r2, ne=ne))
@@ -139,25 +162,30 @@ def _fit_quiet(est, X, y):
                                   "fastseq bs=256"])
 def test_epoch(benchmark, problem, case):
     kind, X, y, X_test, y_test = problem
-    benchmark.group = f"sgd-epoch-{kind}"
     lib, bs = case.split(" bs=")
     batch_size = int(bs)
+    benchmark.group = f"sgd-epoch-{kind} bs={batch_size}"
     eta0 = ETA0[kind][batch_size]
+    agreement = None
     if lib == "fastseq":
-        _check_against_reference(kind, X, y, batch_size, eta0)
-    if lib == "fastseq" and batch_size == 1 and kind == "dense":
-        _check_against_sklearn(X, y)
+        agreement = _check_against_reference(kind, X, y, batch_size, eta0)
+    if batch_size == 1:  # sklearn's updates, checked for fastseq
+        sk_agreement = _check_against_sklearn(X, y, fit_intercept=kind == "dense")
+        agreement = sk_agreement if lib == "sklearn" else max(agreement, sk_agreement)
     est = _epoch_estimator(lib, batch_size, eta0)
+    tolerance = COEF_TOL
     benchmark.pedantic(_fit_quiet, args=(est, X, y), rounds=3, iterations=1, warmup_rounds=0)
     r2 = _record(benchmark, benchmark.group, case, eta0, 1, est.coef_, est.intercept_, X, y,
-                 X_test, y_test)
+                 X_test, y_test, impl=lib,
+                 meta_case=f"SGDRegressor epoch bs={batch_size} ({kind})", agreement=agreement,
+                 tolerance=tolerance)
     assert np.isfinite(r2)
 
 
 @pytest.mark.parametrize("batch_size", [32, 256])
 def test_epoch_numpy_reference(benchmark, problem, batch_size):
     kind, X, y, X_test, y_test = problem
-    benchmark.group = f"sgd-epoch-{kind}"
+    benchmark.group = f"sgd-epoch-{kind} bs={batch_size}"
     eta0 = ETA0[kind][batch_size]
     perm = np.random.default_rng(0).permutation(X.shape[0])
     Y, sw = y[:, None], np.ones(X.shape[0])
@@ -170,11 +198,13 @@ def test_epoch_numpy_reference(benchmark, problem, batch_size):
 
     out = benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
     _record(benchmark, benchmark.group, f"numpy reference bs={batch_size}", eta0, 1,
-            out["coef"], out["intercept"], X, y, X_test, y_test)
+            out["coef"], out["intercept"], X, y, X_test, y_test, impl="reference",
+            meta_case=f"SGDRegressor epoch bs={batch_size} ({kind})")
 
 
 def _check_against_reference(kind, X, y, batch_size, eta0):
-    """The compiled epoch equals the reference epoch (same permutation) on the first 20000 rows."""
+    """The compiled epoch equals the reference epoch (same permutation) on the first 20000 rows.
+    Returns the relative coefficient difference (recorded as agreement)."""
     rows = slice(0, 20_000)
     Xs, ys = X[rows], y[rows]
     est = SGDRegressor(batch_size=batch_size, eta0=eta0, shuffle=False)
@@ -184,30 +214,39 @@ def _check_against_reference(kind, X, y, batch_size, eta0):
                               np.zeros((1, p)), np.zeros(1), batch_size=batch_size,
                               learning_rate="invscaling", eta0=eta0, power_t=0.25, alpha=1e-4)
     np.testing.assert_allclose(est.coef_, ref["coef"][0], rtol=1e-9, atol=1e-11)
+    return check_agreement(est.coef_, ref["coef"][0], COEF_TOL, what="epoch coefficients")
 
 
-def _check_against_sklearn(X, y):
-    """batch_size=1 without shuffling makes sklearn's updates (first 20000 dense rows)."""
+def _check_against_sklearn(X, y, fit_intercept=True):
+    """batch_size=1 without shuffling makes sklearn's updates (first 20000 rows). On CSR without
+    the intercept: sklearn damps the intercept update on sparse input (intercept_decay 0.01).
+    Returns the relative coefficient difference (recorded as agreement)."""
     Xs, ys = X[:20_000], y[:20_000]
-    ours = _fit_quiet(SGDRegressor(batch_size=1, max_iter=1, tol=None, shuffle=False), Xs, ys)
-    theirs = _fit_quiet(SkSGDRegressor(max_iter=1, tol=None, shuffle=False), Xs, ys)
+    kw = dict(max_iter=1, tol=None, shuffle=False, fit_intercept=fit_intercept)
+    ours = _fit_quiet(SGDRegressor(batch_size=1, **kw), Xs, ys)
+    theirs = _fit_quiet(SkSGDRegressor(**kw), Xs, ys)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-9, atol=1e-12)
+    return relative_difference(ours.coef_, theirs.coef_)
 
 
 # ---- time to tolerance -----------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["sklearn bs=1", "fastseq bs=1", "fastseq bs=32",
-                                  "fastseq bs=256"])
-def test_time_to_tol(benchmark, problem, case):
+# one group per fastseq batch size, each with scikit-learn's per-sample SGD (its only mode)
+@pytest.mark.parametrize("impl", ["fastseq", "sklearn"])
+@pytest.mark.parametrize("batch_size", [1, 32, 256])
+def test_time_to_tol(benchmark, problem, batch_size, impl):
     kind, X, y, X_test, y_test = problem
-    benchmark.group = f"sgd-tol-{kind}"
-    lib, bs = case.split(" bs=")
-    batch_size = int(bs)
-    eta0 = ETA0[kind][batch_size]
+    benchmark.group = f"sgd-tol-{kind} bs={batch_size}"
+    case = f"{impl} bs={1 if impl == 'sklearn' else batch_size}"
+    eta0 = ETA0[kind][1 if impl == "sklearn" else batch_size]
     params = dict(tol=1e-3, n_iter_no_change=5, max_iter=1000, random_state=0, eta0=eta0)
-    est = (SkSGDRegressor(**params) if lib == "sklearn"
+    est = (SkSGDRegressor(**params) if impl == "sklearn"
            else SGDRegressor(batch_size=batch_size, **params))
     benchmark.pedantic(est.fit, args=(X, y), rounds=2 if kind == "dense" else 1, iterations=1,
                        warmup_rounds=0)
+    # agreement of the fitted model (the timed fit's; a fit to tolerance has no exact counterpart)
+    agreement = _prediction_agreement(est.coef_, est.intercept_, X_test, y_test)
     r2 = _record(benchmark, benchmark.group, case, eta0, est.n_iter_, est.coef_,
-                 est.intercept_, X, y, X_test, y_test)
+                 est.intercept_, X, y, X_test, y_test, impl=impl,
+                 meta_case=f"SGDRegressor.fit tol=1e-3 bs={batch_size} ({kind})",
+                 agreement=agreement, tolerance=PRED_TOL)
     assert r2 > 0.9, f"{case} did not fit ({r2=})"  # the methods reached a comparable model

@@ -5,6 +5,8 @@ workers); process CPU time with every library limited to ONE thread is a far ste
 the work each implementation does. Complements bench/bench_recurrent.py (wall clock, 2 threads).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/recurrent_cputime.py [--quick]
+
+--quick: the benchmark suite's quick shapes (FASTSEQ_BENCH_QUICK=1) and no reference timings.
 """
 import os
 import sys
@@ -13,6 +15,8 @@ import time
 import numpy as np
 import threadpoolctl
 
+if "--quick" in sys.argv:  # before importing bench_recurrent: its shapes follow quick mode
+    os.environ["FASTSEQ_BENCH_QUICK"] = "1"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_recurrent as br  # noqa: E402
 
@@ -55,7 +59,7 @@ def main():
                         print(f"{kind:5} {','.join(map(str, shape)):>16} {dt:7} {pas:7} "
                               f"{fs * 1e3:10.2f} {tt * 1e3:9.2f} {fs / tt:6.2f} {rf * 1e3:9.1f} "
                               f"{rf / fs:6.1f} {gf:8.1f} {100 * gf / peak[dt]:5.0f}%", flush=True)
-        T, B, D, H = 100, 64, 128, 256
+        T, B, D, H = br.RAGGED_SHAPE
         lengths = np.linspace(T // 4, T, B).astype(int)
         for dt, dtype in br.DTYPES.items():
             rag = br._runners("lstm", T, B, D, H, dtype, lengths=lengths)["fastseq"]

@@ -39,7 +39,7 @@ def table(path):
     print(hdr)
     print("-" * len(hdr))
     for g, impls in groups.items():
-        if "fastseq" not in impls:
+        if "fastseq" not in impls or "ragged-vs-padded" in g:
             continue
         fs = impls["fastseq"]
         info = fs["extra_info"]
@@ -53,13 +53,20 @@ def table(path):
                     f"{info['pas']:7} {ms:10.2f} {tms:9.2f} {ms / tms:6.2f} {rms:9.1f} "
                     f"{rms / ms:6.1f} {gf:8.1f} {100 * gf / info['gemm_peak']:5.0f}%")
     print("\n".join(rows))
-    ragged = [(g, i) for g, i in groups.items() if "ragged-vs-padded" in g]
+    ragged = defaultdict(dict)  # (dtype, pass) -> {"ragged": bench, "padded": bench}
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        if "ragged-vs-padded" in b["group"] and info["impl"] == "fastseq":
+            ragged[(info["dtype"], info["pas"])][info["batch"]] = b
     if ragged:
         print("\nragged (lengths spread over [T/4, T]) vs the same batch padded to T:")
-        for g, impls in sorted(ragged):
-            rg, pd = impls["fastseq-ragged"], impls["fastseq-padded"]
+        for (dt, pas), pair in sorted(ragged.items()):
+            if len(pair) < 2:
+                continue
+            rg, pd = pair["ragged"], pair["padded"]
             frac = rg["extra_info"]["length_fraction"]
-            print(f"  {g.split('H=')[1]:28} ragged {rg['stats']['median'] * 1e3:8.2f} ms  padded "
+            label = f"{','.join(map(str, rg['extra_info']['shape']))} {dt} {pas}"
+            print(f"  {label:28} ragged {rg['stats']['median'] * 1e3:8.2f} ms  padded "
                   f"{pd['stats']['median'] * 1e3:8.2f} ms  speed-up "
                   f"{pd['stats']['median'] / rg['stats']['median']:4.2f}x "
                   f"(sum(lengths)/(B*T) = {frac:.2f}, ideal {1 / frac:.2f}x)")
