@@ -19,7 +19,12 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_class
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _nn
-from ._training import EpochLoop, FlatLayout, DivergenceWarning  # noqa: F401 (re-exported)
+from ._training import (  # noqa: F401 (DivergenceWarning re-exported)
+    TRAINING_PARAMETER_CONSTRAINTS,
+    DivergenceWarning,
+    EpochLoop,
+    FlatLayout,
+)
 from ._validation import check_blas_dims
 
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceWarning"]
@@ -31,29 +36,10 @@ class _BaseMLP(BaseEstimator):
     """Shared fit/partial_fit/predict machinery of MLPClassifier and MLPRegressor."""
 
     _parameter_constraints: dict = {
+        **TRAINING_PARAMETER_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",

@@ -35,7 +35,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from . import _nn
 from ._recurrent_ops import (_lstm_backward_impl, _lstm_forward_impl, _packing,
                              _rnn_backward_impl, _rnn_forward_impl)
-from ._training import DivergenceWarning, EpochLoop, FlatLayout  # noqa: F401
+from ._training import (  # noqa: F401
+    TRAINING_PARAMETER_CONSTRAINTS,
+    DivergenceWarning,
+    EpochLoop,
+    FlatLayout,
+)
 from ._validation import check_blas_dims
 
 __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
@@ -137,32 +142,13 @@ class _BaseRecurrent(BaseEstimator):
     _cell = "lstm"
 
     _parameter_constraints: dict = {
+        **TRAINING_PARAMETER_CONSTRAINTS,
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "output": [StrOptions({"auto", "sequence", "step"})],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, hidden_size=32, *, num_layers=1, bidirectional=False, dropout=0.0,
