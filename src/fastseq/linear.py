@@ -57,9 +57,12 @@ _MIN_BLAS3_ROWS = 2048
 
 # The streamed QR factors the stacked (m + nb) x m workspace [R; block] with dgeqrf: its
 # 2 m^2 (nb + 2m/3) flops exceed the useful 2 m^2 nb by 2m / (3 nb) (the zeros below R), so
-# nb = 6m keeps that overhead at 11%. Memory cap: 2^23 doubles (64 MB) of workspace, but never
+# nb >= 6m keeps that overhead <= 11%. Taller blocks also mean fewer, longer BLAS-2 calls in
+# dgeqrf's panel factorizations: with 2 OpenBLAS threads on a loaded 2-core machine each call's
+# thread synchronisation dominates (40000 x 500: nb = 6m 28-30 s, nb = 32m 10-12 s, 1 thread
+# 0.7-0.9 s for both), so aim at 32m. Memory cap: 2^23 doubles (64 MB) of workspace, but never
 # fewer than 2m rows (overhead 33%) while that fits in 2^25 doubles (256 MB).
-_QR_TARGET_RATIO = 6
+_QR_TARGET_RATIO = 32
 _QR_BLOCK_DOUBLES = 1 << 23
 _QR_BLOCK_DOUBLES_MAX = 1 << 25
 
@@ -94,7 +97,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           not numerically positive definite it falls back to ``"qr"`` with a ``LinAlgWarning``.
         - ``"qr"``: Householder QR streamed over row blocks (``R <- qr([R; block])`` with
           ``geqrf``, blocked Householder = BLAS-3, on the stacked workspace ``[R; block]`` of
-          ~6 ``p`` rows per block, so the zeros below ``R`` cost ~11% extra flops; the target
+          up to 32 ``p`` rows per block (64 MB cap, at least ~6 ``p`` rows for ``p`` up to
+          ~1200), so the zeros below ``R`` cost <= ~11% extra flops there; the target
           columns ride along so ``Q'y`` is the last columns of ``R`` and ``Q`` is never stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
           Error ~ ``cond(X) * eps``. A numerically rank-deficient design (equilibrated
           ``rcond < eps * max(n, p)``) gets the minimum-norm solution of the truncated problem via
