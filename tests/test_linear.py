@@ -616,3 +616,34 @@ def test_strided_and_list_inputs(rng):
     Xs = np.asfortranarray(np.repeat(X, 2, axis=1))[:, ::2]  # strided, F-ordered
     d = LinearRegression().fit(Xs, y, sample_weight=w)
     np.testing.assert_allclose(d.coef_, a.coef_, rtol=1e-13)
+
+
+@pytest.mark.parametrize("solver", ["cgls", "auto"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_wide_design_gets_minimum_norm_solution(solver, fit_intercept):
+    # n < p: infinitely many exact fits. CGLS without column scaling stays in range(Xc') and
+    # must reach numpy's minimum-norm answer (of the centered design with an intercept); with
+    # Jacobi scaling (columns on different scales here) it would land ~10% away.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 2000)) * rng.uniform(0.1, 10.0, 2000)
+    y = rng.standard_normal(200)
+    Xc, yc = (X - X.mean(0), y - y.mean()) if fit_intercept else (X, y)
+    ref = np.linalg.lstsq(Xc, yc, rcond=None)[0]
+    reg = LinearRegression(solver=solver, fit_intercept=fit_intercept).fit(X, y)
+    assert reg.solver_ == "cgls"
+    np.testing.assert_allclose(reg.coef_, ref, rtol=0, atol=1e-6 * np.linalg.norm(ref))
+    if fit_intercept:
+        assert abs(reg.intercept_ - (y.mean() - X.mean(0) @ ref)) < 1e-6 * np.linalg.norm(ref)
+
+
+def test_auto_skips_refinement_on_well_conditioned_design():
+    # cond(S G S) <= 100: plain Cholesky is within one digit of QR, so no pass is spent refining;
+    # the answer still matches QR (scipy lstsq on the centered design) to ~100 eps.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3000, 20))
+    y = X @ rng.standard_normal(20) + 0.01 * rng.standard_normal(3000)
+    reg = LinearRegression().fit(X, y)
+    assert reg.solver_ == "cholesky" and reg.n_refine_ == 0
+    assert reg.condition_number_ ** 2 <= 100
+    ref = sl.lstsq(X - X.mean(0), y - y.mean())[0]
+    np.testing.assert_allclose(reg.coef_, ref, rtol=0, atol=1e-12 * np.linalg.norm(ref))

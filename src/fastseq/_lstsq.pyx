@@ -4,7 +4,8 @@
 # packed by csrc/lstsq.c into a float64 column-major workspace B = sqrt(W) [X - xmean, Y - ymean]
 # (nb x m, m = p + k) and then consumed by one BLAS-3 call:
 #   * Gram path:  G += B' B                (dsyrk)   -> augmented Gram [[Xc'WXc, Xc'WYc], [., .]]
-#   * QR path:    R <- qr([R; B]).R         (dtpqrt)  -> augmented R factor [[R, Q'y], [0, rho]]
+#   * QR path:    R <- qr([R; B]).R         (dgeqrf on a stacked workspace) -> augmented R factor
+#                                                       [[R, Q'y], [0, rho]]
 #   * refinement: g += Xc' W (yc - Xc beta) (2 dgemm)
 # Workspaces are allocated once per call; everything numerical runs without the GIL.
 # All arithmetic is float64, whatever the input dtype (float32 blocks are widened while packed):
@@ -115,32 +116,61 @@ def augmented_gram(const floating[:, ::1] X, const double[:, ::1] Y, const doubl
 def augmented_r_update(const floating[:, ::1] X, const double[:, ::1] Y,
                        const double[::1] xmean, const double[::1] ymean,
                        const double[::1] sqrtw, double[::1, :] R, Py_ssize_t block):
-    """R (m, m) upper triangular <- R factor of [R; B_1; B_2; ...] (Householder, dtpqrt), the
-    B_i being the packed row blocks. Q is never stored: Q'y lives in the last k columns of R."""
-    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], k = Y.shape[1], m = p + k, r0, nr, bi
+    """R (m, m) upper triangular <- R factor of [R; B_1; B_2; ...] (Householder), the B_i being
+    the packed row blocks. Q is never stored: Q'y lives in the last k columns of R.
+
+    One column-major workspace W = [R; B_i] ((m + nb) x m) per call: each block is packed under
+    the current R and W is factored by dgeqrf (blocked Householder, trailing updates by dlarfb =
+    GEMM, i.e. BLAS-3; SciPy's reference dtpqrt is far slower). The structured zeros below R
+    cost 2 m^2 (2m/3) extra flops per block vs 2 m^2 nb useful ones: <= 17% for nb >= 4m. The
+    new R is the upper triangle of W[:m]; the Householder vectors left below it are zeroed."""
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], k = Y.shape[1], m = p + k, r0, nr, bi, i, j
     cdef Py_ssize_t nb = max(1, min(block, n))
-    cdef int ib = <int>min(TPQRT_IB, m), info = 0
-    cdef double[::1, :] B = np.empty((nb, m), order="F")
-    cdef double[::1, :] T = np.empty((ib, m), order="F")
-    cdef double[::1] work = np.empty(ib * m)
+    cdef Py_ssize_t ldw = m + nb
+    cdef int info = 0, lwork
+    cdef double wq = 0.0
+    cdef double[::1, :] W = np.zeros((ldw, m), order="F")
+    cdef double[::1] tau = np.empty(m)
+    cdef double[::1] work
     cdef const double *xm = _ptr1(xmean)
     cdef const double *ym = _ptr1(ymean)
     cdef const double *sw = _ptr1(sqrtw)
     if R.shape[0] != m or R.shape[1] != m or Y.shape[0] != n:
         raise ValueError("augmented_r_update: shape mismatch")
+    if n == 0:
+        return
+    # workspace query (lwork = -1) once, for the largest stacked height
+    info = _geqrf(<int>ldw, <int>m, &W[0, 0], <int>ldw, &tau[0], &wq, -1)
+    if info != 0:
+        raise RuntimeError(f"dgeqrf workspace query failed (info={info})")
+    lwork = max(<int>wq, <int>m, 1)
+    work = np.empty(lwork)
     with nogil:
+        # W[:m] = np.triu(R)
+        for j in range(m):
+            for i in range(j + 1):
+                W[i, j] = R[i, j]
         for bi in range((n + nb - 1) // nb):
             r0 = bi * nb
             nr = min(nb, n - r0)
+            # W[m:m + nr] = packed block (leading dimension ldw)
             _pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
-                  NULL if sw == NULL else sw + r0, &B[0, 0], nb)
-            # R = np.linalg.qr(np.vstack([R, B[:nr]]), mode="r")
-            info = _tpqrt(<int>nr, <int>m, 0, ib, &R[0, 0], <int>m, &B[0, 0], <int>nb,
-                          &T[0, 0], ib, &work[0])
+                  NULL if sw == NULL else sw + r0, &W[m, 0], ldw)
+            # W[:m + nr] = np.linalg.qr(W[:m + nr]) in LAPACK's compact form (R on/above diag)
+            info = _geqrf(<int>(m + nr), <int>m, &W[0, 0], <int>ldw, &tau[0], &work[0], lwork)
             if info != 0:
                 break
+            # W[:m] = np.triu(W[:m])   (drop the Householder vectors below R)
+            for j in range(m):
+                for i in range(j + 1, m):
+                    W[i, j] = 0.0
+        if info == 0:
+            # R = np.triu(W[:m])
+            for j in range(m):
+                for i in range(j + 1):
+                    R[i, j] = W[i, j]
     if info != 0:
-        raise RuntimeError(f"dtpqrt failed (info={info})")
+        raise RuntimeError(f"dgeqrf failed (info={info})")
 
 
 def r_update_rows(double[::1, :] R, double[::1, :] B):

@@ -27,13 +27,16 @@ _EPS = np.finfo(np.float64).eps
 # Row blocks are sized by doubles of packed workspace: the Gram/QR block is large enough for
 # SYRK/TPQRT to run at BLAS-3 speed; the refinement block stays in L2 while two GEMMs use it.
 _GRAM_BLOCK_DOUBLES = 1 << 21
-_QR_BLOCK_DOUBLES = 1 << 20
 _REFINE_BLOCK_DOUBLES = 1 << 16
 _SUM_BLOCK = 4096
 # Iterative refinement of the Cholesky solution converges at rate ~ c * eps * cond(S G S); below
 # this reciprocal condition number of the equilibrated Gram matrix "auto" goes straight to QR.
 _RCOND_REFINE_MIN = 1e-13
 _MAX_REFINE = 10
+# At or above this rcond (cond(S G S) <= 100) the plain Cholesky solution (relative error
+# ~ cond(G) eps <= 100 eps) is within one digit of QR's (~ sqrt(cond(G)) eps = 10 eps):
+# refinement cannot gain a digit, so "auto" skips its passes over X.
+_RCOND_NO_REFINE = 1e-2
 # Relative cost of one flop of a memory-bound CGLS iteration (BLAS-2) vs one flop of the
 # BLAS-3 direct solve (SYRK + POTRF): used by "auto" to price the CGLS attempt.
 _BLAS2_PENALTY = 8.0
@@ -51,6 +54,24 @@ def _rows(n_doubles, m, n, min_rows=16):
 # ~nb m^2 flops for 16 m^2 bytes of traffic, so nb >= ~2048 keeps it compute-bound for any p
 # (workspace 2048 x m doubles: 160 MB at p = 10000, 8 MB at p = 500).
 _MIN_BLAS3_ROWS = 2048
+
+# The streamed QR factors the stacked (m + nb) x m workspace [R; block] with dgeqrf: its
+# 2 m^2 (nb + 2m/3) flops exceed the useful 2 m^2 nb by 2m / (3 nb) (the zeros below R), so
+# nb >= 6m keeps that overhead <= 11%. Taller blocks also mean fewer, longer BLAS-2 calls in
+# dgeqrf's panel factorizations: with 2 OpenBLAS threads on a loaded 2-core machine each call's
+# thread synchronisation dominates (40000 x 500: nb = 6m 28-30 s, nb = 32m 10-12 s, 1 thread
+# 0.7-0.9 s for both), so aim at 32m. Memory cap: 2^23 doubles (64 MB) of workspace, but never
+# fewer than 2m rows (overhead 33%) while that fits in 2^25 doubles (256 MB).
+_QR_TARGET_RATIO = 32
+_QR_BLOCK_DOUBLES = 1 << 23
+_QR_BLOCK_DOUBLES_MAX = 1 << 25
+
+
+def _qr_rows(m, n):
+    """Rows per block of the streamed stacked-workspace QR (see above), at most n."""
+    nb = max(min(_QR_TARGET_RATIO * m, _QR_BLOCK_DOUBLES // m),
+             min(2 * m, _QR_BLOCK_DOUBLES_MAX // m), 16)
+    return int(max(1, min(n, nb)))
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -75,8 +96,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           Plain normal equations: relative error ~ ``cond(X)**2 * eps``. If the Gram matrix is
           not numerically positive definite it falls back to ``"qr"`` with a ``LinAlgWarning``.
         - ``"qr"``: Householder QR streamed over row blocks (``R <- qr([R; block])`` with
-          ``tpqrt``; the target columns ride along so ``Q'y`` is the last columns of ``R`` and
-          ``Q`` is never stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
+          ``geqrf``, blocked Householder = BLAS-3, on the stacked workspace ``[R; block]`` of
+          up to 32 ``p`` rows per block (64 MB cap, at least ~6 ``p`` rows for ``p`` up to
+          ~1200), so the zeros below ``R`` cost <= ~11% extra flops there; the target
+          columns ride along so ``Q'y`` is the last columns of ``R`` and ``Q`` is never stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
           Error ~ ``cond(X) * eps``. A numerically rank-deficient design (equilibrated
           ``rcond < eps * max(n, p)``) gets the minimum-norm solution of the truncated problem via
           column-pivoted QR (``geqp3``) + complete orthogonal decomposition (the ``pinv``
@@ -84,6 +107,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           numpy/scipy ``lstsq``: underdetermined designs and repeated rows are legitimate).
         - ``"cgls"``: :func:`fastseq.ops.cgls` (Jacobi preconditioned, ``atol = btol = tol``);
           the only choice for sparse ``X`` and :class:`~scipy.sparse.linalg.LinearOperator`.
+          Wide designs (``n_samples < n_features``) run unpreconditioned: CGLS from ``x0 = 0``
+          then stays in ``range(Xc')`` and converges to the minimum-norm solution (of the
+          implicitly centered design when ``fit_intercept``), like ``numpy.linalg.lstsq``; with
+          the column scaling ``D`` it would converge to the minimum-``||D^-1 x||`` one instead.
+          Rank-deficient *tall* designs keep the preconditioner, so their CGLS answer is the
+          minimum-``||D^-1 x||`` solution (``"qr"`` gives the minimum-norm one).
         - ``"auto"``: sparse / LinearOperator ``X`` -> ``"cgls"``. Dense ``X``: the CGLS budget
           is 40% of the predicted direct cost ``n p^2 + p^3 / 3`` divided by the cost of one CGLS
           iteration, priced as ``8 * 4 n p`` flops (its two memory-bound passes run ~8x slower
@@ -94,7 +123,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           the equilibrated Gram matrix followed by iterative refinement with the true residual
           ``Xc'W(yc - Xc b)`` (one fused pass over ``X`` per step, two GEMMs per block) until
           the correction is below ``eps * cond(X)``; this gives QR accuracy at
-          normal-equation speed. When ``rcond`` of the equilibrated Gram matrix is
+          normal-equation speed. Refinement is skipped (``n_refine_ = 0``) when the ``pocon``
+          estimate of the equilibrated Gram matrix's condition number is at most 100: the normal
+          equations' relative error ~ ``cond(G) eps`` is then within one digit of QR's
+          ``~ sqrt(cond(G)) eps`` (100 eps vs 10 eps), so refinement cannot gain a digit.
+          When ``rcond`` of the equilibrated Gram matrix is
           below ``1e-13`` (cond(X) > ~3e6), Cholesky fails, or refinement stops contracting, it
           falls back to ``"qr"`` (no wasted work beyond the Gram matrix and the passes made).
     tol : float > 0, default=1e-10
@@ -333,6 +366,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         U, s, rcond = chol
         if rcond < _RCOND_REFINE_MIN:
             return None
+        if rcond >= _RCOND_NO_REFINE:
+            return beta
         # Iterative refinement: beta += (G + alpha I)^{-1} (Xc'W(yc - Xc beta) - alpha beta).
         # Converges at rate ~ c eps cond(S G S); stop once the correction is below what QR could
         # resolve (eps * cond(X), cond(X) ~ sqrt(1/rcond)), or when it stops contracting.
@@ -374,7 +409,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sqrtw = None if w is None else np.sqrt(w)
         R = np.zeros((m, m), order="F")
         _lstsq.augmented_r_update(X, Y, xmean, ymean, sqrtw, R,
-                                  _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
+                                  _qr_rows(m, n))
         self.n_refine_ = 0
         n_eff = n if w is None else int(np.count_nonzero(w))
         return self._solve_from_r(R, p, n_eff)
@@ -407,11 +442,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 return None
             raise ImportError("solver='cgls' needs fastseq._cgls_solver (fastseq.ops.cgls)")
         B = Y if ymean is None else Y - ymean
+        # Wide X (n < p): no Jacobi scaling. From x0 = 0, CGLS iterates lie in range(Xc'), so the
+        # limit is the minimum-norm solution; scaled by D it would be the min ||D^-1 x|| one.
         # CGLS runs its products in X's dtype: a float32 X cannot meet a tolerance below ~10 eps32
         tol = max(self.tol, 10 * float(np.finfo(X.dtype).eps))
         raw, _, _ = _cgls_solve(
             X, B, damp=float(np.sqrt(self.alpha)), atol=tol, btol=tol, conlim=1e8,
-            max_iter=max_iter, precondition=True, sample_weight=w, column_offset=xmean)
+            max_iter=max_iter, precondition=X.shape[0] >= X.shape[1], sample_weight=w,
+            column_offset=xmean)
         istop = np.asarray(raw["istop"])
         n_iter = int(np.max(raw["n_iter"]))
         if not accept_partial and not np.isin(istop, (0, 1, 2, 4, 5)).all():
@@ -497,7 +535,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 # the Chan et al. merge term as one extra row of the stacked QR
                 _lstsq.r_update_rows(S, np.asfortranarray(np.sqrt(c) * delta[None, :]))
             _lstsq.augmented_r_update(X, Y, xm_b, ym_b, sqrtw, S,
-                                      _rows(_QR_BLOCK_DOUBLES, m, n, _MIN_BLAS3_ROWS))
+                                      _qr_rows(m, n))
         else:
             if sp.issparse(X):
                 Mb = _sparse_comoment(X, Y, w, xm_b, ym_b, wb)
