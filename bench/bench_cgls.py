@@ -73,7 +73,7 @@ CASES = {
     "csr 100000x10000 nnz1e6": (lambda: _sparse(100_000, 10_000, 10), False),
     "dense 200000x500 well": (lambda: _dense(200_000, 500, False), True),
     "dense 200000x500 ill": (lambda: _dense(200_000, 500, True), True),
-    "dense 20000x10000": (lambda: _dense(20_000, 10_000, False), True),
+    "dense 20000x10000 well": (lambda: _dense(20_000, 10_000, False), True),
     "csr 1000000x100000 nnz1e7": (lambda: _sparse(1_000_000, 100_000, 10), True),
     # quick mode (fastseq bench --quick) only
     "dense 5000x100 well": (lambda: _dense(5_000, 100, False), False),
