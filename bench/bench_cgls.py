@@ -22,19 +22,16 @@ NumPy's two passes). Quick mode (``fastseq bench --quick``) runs small problems.
 """
 import os
 import sys
-import threading
-import time
 import warnings
 
 import numpy as np
-import psutil
 import pytest
 import scipy.sparse as sp
 import threadpoolctl
 from scipy.sparse.linalg import lsmr, lsqr
 
 from fastseq import _cgls
-from fastseq._bench import check_agreement, pick, record
+from fastseq._bench import check_agreement, peak_extra_rss, pick, record
 from fastseq.ops import cgls
 from fastseq.reference.linear import cgls_reference
 
@@ -168,26 +165,6 @@ def _nbytes(X):
         X.indptr.nbytes
 
 
-def _peak_extra_rss(fn):
-    """Run fn() while sampling RSS every 2 ms; return (result, peak RSS - RSS before)."""
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.002)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        out = fn()
-    finally:
-        stop.set()
-        t.join()
-    return out, max(0, peak[0] - base)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -228,7 +205,7 @@ def test_cgls_bench(benchmark, case, method):
     benchmark.group = f"{case} [{variant}]"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unpreconditioned runs may hit the iteration limit
-        (coef, iters), mem = _peak_extra_rss(lambda: fn(X, y))
+        (coef, iters), mem = peak_extra_rss(lambda: fn(X, y))
         res = _normal_residual(X, y, coef)
         # agreement before timing: every method reaches a least-squares solution (the damped
         # sklearn ones up to their alpha=1e-10 shift; unpreconditioned ones on the ill case may

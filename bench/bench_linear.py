@@ -24,19 +24,16 @@ normal equations Xc'Xc b against Xc'yc (<= sqrt(p) x the asserted residual bound
 Quick mode (``fastseq bench --quick``): dense 2000x50 well- and ill-conditioned.
 """
 import os
-import threading
-import time
 import warnings
 
 import numpy as np
-import psutil
 import pytest
 import threadpoolctl
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 from sklearn.linear_model import Ridge
 
 from fastseq import LinearRegression
-from fastseq._bench import check_agreement, pick, record
+from fastseq._bench import check_agreement, peak_extra_rss, pick, record
 
 HUGE = os.environ.get("FASTSEQ_BENCH_HUGE") == "1"
 RESULTS = []
@@ -125,27 +122,6 @@ def _normal_sides(X, y, coef):
     return g, g0
 
 
-def _peak_rss_during(fn):
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        out = fn()
-    finally:
-        stop.set()
-        t.join()
-    return out, (max(peak[0], proc.memory_info().rss) - base) / 2**20
-
-
 def _params():
     out = []
     for case, (_, _, _, methods, huge) in CASES.items():
@@ -165,7 +141,8 @@ def test_linear_regression(benchmark, case, solver, method):
     benchmark.group = f"{case} [{solver}]"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's Ridge may warn on ill-conditioned systems
-        est, rss_mb = _peak_rss_during(lambda: _make(method).fit(X, y))
+        est, rss_bytes = peak_extra_rss(lambda: _make(method).fit(X, y), interval=0.005)
+        rss_mb = rss_bytes / 2**20
     err = _coef_error(est, beta)
     # agreement before timing. fastseq: coefficient error within what each method's theory
     # allows (QR-class incl. auto: ~cond * eps; normal equations: ~cond^2 * eps; CGLS: tol).

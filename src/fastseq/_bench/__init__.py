@@ -30,7 +30,8 @@ import os
 
 import numpy as np
 
-__all__ = ["QUICK", "IMPLS", "pick", "record", "check_agreement", "relative_difference"]
+__all__ = ["QUICK", "IMPLS", "pick", "record", "check_agreement", "relative_difference",
+           "peak_extra_rss"]
 
 QUICK = os.environ.get("FASTSEQ_BENCH_QUICK", "") not in ("", "0")
 """True when the suite runs in quick mode (``fastseq bench --quick``, env FASTSEQ_BENCH_QUICK=1)."""
@@ -89,3 +90,35 @@ def record(benchmark, *, impl, case, dtype, **extra):
         info[key] = value
     benchmark.extra_info.update(info)
     return info
+
+
+def peak_extra_rss(fn, interval=0.002):
+    """Run ``fn()`` while a thread samples the process RSS every ``interval`` seconds.
+
+    Returns ``(fn(), peak RSS minus the RSS before the call, in bytes)``. Sampling can miss a
+    short spike and counts reused memory as nothing, so it bounds the extra memory from below.
+    Needs psutil (the ``bench`` extra).
+    """
+    import threading
+    import time
+
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out = fn()
+    finally:
+        stop.set()
+        sampler.join()
+    return out, max(0, max(peak[0], proc.memory_info().rss) - base)
