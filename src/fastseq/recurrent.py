@@ -568,6 +568,15 @@ class _BaseRecurrent(BaseEstimator):
             tape.append(caches)
         return outs, tape
 
+    def _score_padded(self, buf, layout, Xp, lengths, Y):
+        """Validation score (the task's metric, ``_validation_score``) of padded sequences,
+        with per-step padding masked out."""
+        P = self._predict_rows(buf, layout, Xp, lengths)
+        if self._per_step:
+            valid = np.arange(Xp.shape[1])[None, :] < lengths[:, None]
+            P, Y = P[valid], Y[valid]
+        return self._validation_score(Y, P)
+
 
 # ---- task heads -------------------------------------------------------------------------------
 class _ClassifierMixin(ClassifierMixin):
@@ -647,11 +656,8 @@ class _ClassifierMixin(ClassifierMixin):
     def _decode(self, P):
         return self._binarizer.inverse_transform(P)
 
-    def _score_padded(self, buf, layout, Xp, lengths, Y):
-        P = self._predict_rows(buf, layout, Xp, lengths)
-        if self._per_step:
-            valid = np.arange(Xp.shape[1])[None, :] < lengths[:, None]
-            P, Y = P[valid], Y[valid]
+    def _validation_score(self, Y, P):
+        """Accuracy of encoded outputs P against encoded targets Y (valid steps only)."""
         return accuracy_score(self._decode(Y), self._decode(P))
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -781,11 +787,8 @@ class _RegressorMixin(RegressorMixin):
         self._y_ndim = arr.ndim
         return np.ascontiguousarray(Y)
 
-    def _score_padded(self, buf, layout, Xp, lengths, Y):
-        P = self._predict_rows(buf, layout, Xp, lengths)
-        if self._per_step:
-            valid = np.arange(Xp.shape[1])[None, :] < lengths[:, None]
-            P, Y = P[valid], Y[valid]
+    def _validation_score(self, Y, P):
+        """R^2 of outputs P against targets Y (valid steps only)."""
         return r2_score(Y, P)
 
     @_fit_context(prefer_skip_nested_validation=True)
