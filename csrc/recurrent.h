@@ -1,5 +1,7 @@
-/* LSTM and Elman RNN kernels: the per-timestep elementwise math of forward and backward
- * (the matrix products are BLAS calls made by the Cython driver src/fastseq/_recurrent.pyx).
+/* LSTM and Elman RNN kernels. LSTM: the whole time loop of forward and of backward (recurrent
+ * products on weights packed once, fused with the gate math; packed.h); the products over all
+ * steps at once (input projection, weight gradients) are BLAS calls in src/fastseq/_recurrent.pyx.
+ * Elman RNN: the per-step elementwise math (its products are all BLAS calls in the driver).
  *
  * Layout (see ARCHITECTURE.md): the driver keeps every per-step quantity "packed" and time-major,
  * as PyTorch's PackedSequence does. Sequences are sorted by length, longest first, so at step t the
@@ -16,33 +18,57 @@
 
 #include <stddef.h>
 
-/* LSTM forward, one step, rows [0, n):
- *   z = gates + bias;  i,f,o = sigmoid(z_i,f,o), g = tanh(z_g)
+/* LSTM forward over all T steps on packed recurrent weights (the recurrent product and the cell
+ * update fused per tile; see packed.h). Per step and row:
+ *   z = x_t w_ih^T + h_{t-1} w_hh^T + bias;  i,f,o = sigmoid(z_i,f,o), g = tanh(z_g)
  *   c = f * c_prev + i * g;  h = o * tanh(c)
- * gates (n, 4H): in the pre-activations without bias, out the activations i, f, g, o.
- * c_out, h_out (n, H) contiguous; y_t points at y[0, t, 0] of a batch-first array whose rows
- * are y_stride elements apart: y_t[perm[r] * y_stride + k] = h[r, k]. */
-void fs_lstm_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *gates, const float *bias,
-                            const float *c_prev, float *c_out, float *h_out,
-                            float *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm);
-void fs_lstm_forward_step_d(ptrdiff_t n, ptrdiff_t H, double *gates, const double *bias,
-                            const double *c_prev, double *c_out, double *h_out,
-                            double *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm);
+ * Rows are the packed, length-sorted layout above:
+ *   gates (N, 4H): in x_t w_ih^T (no bias) for every step, out the activations i, f, g, o;
+ *   h_in (N rows, row stride ldh >= H): block 0 (rows [0, B)) holds h0 in sorted order (zeros
+ *     when none), block t + 1 receives h_t of the n_{t+1} sequences still running (block t is
+ *     step t's recurrent input); a sequence's last h goes to h_n only. (The driver interleaves
+ *     h_in with x_packed, ldh = D + H, so the weight gradients are one GEMM.)
+ *   cells (N, H) out c_t;  c_init (B, H) c0 in sorted order (zeros when none);
+ *   y (B, T, H) batch-first: y[perm[r], t] = h_t[r] (positions past a length untouched);
+ *   h_n, c_n (B, H): the state at each sequence's last step, in batch order;
+ *   whh_packed: fs_pack_lstm_whh_*(H, w_hh). isa: see fs_tile_kernel_* (0 = best).
+ * Each thread of an OpenMP team of min(max_threads, ceil(B / 6)) (max_threads <= 0: the OpenMP
+ * default) owns whole sequences (row tiles), so no step waits for another thread. */
+void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes, int has_h0,
+                           float *gates, const float *bias, const float *whh_packed,
+                           const float *c_init, float *cells, float *h_in, ptrdiff_t ldh, float *y,
+                           const ptrdiff_t *perm, float *h_n, float *c_n, int isa,
+                           int max_threads);
+void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes, int has_h0,
+                           double *gates, const double *bias, const double *whh_packed,
+                           const double *c_init, double *cells, double *h_in, ptrdiff_t ldh,
+                           double *y,
+                           const ptrdiff_t *perm, double *h_n, double *c_n, int isa,
+                           int max_threads);
 
-/* LSTM backward, one step, rows [0, n). With dh = dh_next + dy_t[perm[r]] (the gradient reaching
- * h_t) and dc = dc_next (reaching c_t from step t+1 or dc_n):
+/* LSTM backward through steps t1-1 down to t0 (backprop through time, all but the weight
+ * gradients; the driver runs it on chunks of steps and turns each chunk's dgates into weight
+ * gradients with one GEMM while they are in cache). Per step and row, with dh = dh_next + dy_t
+ * (the gradient reaching h_t) and dc = dc_next:
  *   tc = tanh(c);  dc += dh * o * (1 - tc^2)
  *   dz_i = dc g i (1-i),  dz_f = dc c_prev f (1-f),  dz_g = dc i (1-g^2),  dz_o = dh tc o (1-o)
- *   dc_next <- dc * f   (the gradient reaching c_{t-1}; updated in place)
- * gates (n, 4H) activations; c_prev, c_cur (n, H); dh_next (n, H); dgates (n, 4H) out. */
-void fs_lstm_backward_step_f(ptrdiff_t n, ptrdiff_t H, const float *gates, const float *c_prev,
-                             const float *c_cur, const float *dy_t, ptrdiff_t dy_stride,
-                             const ptrdiff_t *perm, const float *dh_next, float *dc_next,
-                             float *dgates);
-void fs_lstm_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *gates, const double *c_prev,
-                             const double *c_cur, const double *dy_t, ptrdiff_t dy_stride,
-                             const ptrdiff_t *perm, const double *dh_next, double *dc_next,
-                             double *dgates);
+ *   dc_next = dc * f;  [dh_next | dx_t] = dz @ [w_hh | w_ih]
+ * With the arrays of fs_lstm_forward_seq_*, dy (B, T, H) batch-first, dh / dc (B, H) in sorted
+ * order (on entry the gradients reaching step t1 - 1: dL/dh_n, dL/dc_n for t1 = T; on exit those
+ * reaching step t0 - 1: dL/dh0, dL/dc0 for t0 = 0), it fills dgates with dz of steps [t0, t1)
+ * (row 0 = the first row of step t0) and dx (B, T, D) batch-first at those steps (positions past
+ * a length untouched). w_packed: fs_pack_rows_*(4H, H + D, [w_hh | w_ih], H + D). Threads as in
+ * the forward. */
+void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
+                            const ptrdiff_t *batch_sizes, const float *gates, const float *cells,
+                            const float *c_init, const float *dy, const ptrdiff_t *perm,
+                            const float *w_packed, float *dh, float *dc, float *dgates, float *dx,
+                            int isa, int max_threads);
+void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
+                            const ptrdiff_t *batch_sizes, const double *gates,
+                            const double *cells, const double *c_init, const double *dy,
+                            const ptrdiff_t *perm, const double *w_packed, double *dh, double *dc,
+                            double *dgates, double *dx, int isa, int max_threads);
 
 /* Elman RNN forward, one step: h = act(z + bias), act = relu if `relu` else tanh.
  * z (n, H): in the pre-activations without bias, out h. Also h_out[r] = h[r] (the next step's

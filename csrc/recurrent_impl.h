@@ -35,19 +35,6 @@ FS_INLINE void SFX(lstm_forward_row)(ptrdiff_t H, REAL *restrict z_i, REAL *rest
     }
 }
 
-FS_INLINE void SFX(lstm_forward_step_body)(ptrdiff_t n, ptrdiff_t H, REAL *gates,
-                                           const REAL *bias, const REAL *c_prev, REAL *c_out,
-                                           REAL *h_out, REAL *y_t, ptrdiff_t y_stride,
-                                           const ptrdiff_t *perm)
-{
-    for (ptrdiff_t r = 0; r < n; ++r) {
-        REAL *z = gates + r * 4 * H;
-        SFX(lstm_forward_row)(H, z, z + H, z + 2 * H, z + 3 * H, bias, bias + H, bias + 2 * H,
-                              bias + 3 * H, c_prev + r * H, c_out + r * H, h_out + r * H,
-                              y_t + perm[r] * y_stride);
-    }
-}
-
 FS_INLINE void SFX(lstm_backward_row)(ptrdiff_t H, const REAL *restrict a_i,
                                       const REAL *restrict a_f, const REAL *restrict a_g,
                                       const REAL *restrict a_o, const REAL *restrict cp,
@@ -66,21 +53,6 @@ FS_INLINE void SFX(lstm_backward_row)(ptrdiff_t H, const REAL *restrict a_i,
         d_g[k] = dc * i * (ONE - g * g);
         d_o[k] = dh * tc * o * (ONE - o);
         dcn[k] = dc * f;
-    }
-}
-
-FS_INLINE void SFX(lstm_backward_step_body)(ptrdiff_t n, ptrdiff_t H, const REAL *gates,
-                                            const REAL *c_prev, const REAL *c_cur,
-                                            const REAL *dy_t, ptrdiff_t dy_stride,
-                                            const ptrdiff_t *perm, const REAL *dh_next,
-                                            REAL *dc_next, REAL *dgates)
-{
-    for (ptrdiff_t r = 0; r < n; ++r) {
-        const REAL *a = gates + r * 4 * H;
-        REAL *d = dgates + r * 4 * H;
-        SFX(lstm_backward_row)(H, a, a + H, a + 2 * H, a + 3 * H, c_prev + r * H, c_cur + r * H,
-                               dy_t + perm[r] * dy_stride, dh_next + r * H, dc_next + r * H,
-                               d, d + H, d + 2 * H, d + 3 * H);
     }
 }
 
@@ -157,4 +129,138 @@ FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
     for (ptrdiff_t i = 0; i < n; ++i)
         acc += a[i] - a[i];
     return acc == ZERO;
+}
+
+/* ---- whole-sequence LSTM loops on packed weights (see fs_lstm_forward_seq_* in recurrent.h) ---
+ * One thread's share: the row tiles [r0, r0 + MR) with r0 / MR = tid (mod nt), at every step.
+ * A row is one sequence (rows are sorted by length), and nothing in a step couples two rows, so a
+ * thread owns its sequences for the whole call and the threads never wait for each other. Tiles
+ * interleave across threads so that a ragged batch (long sequences first) splits evenly. */
+FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_t H,
+                                          const ptrdiff_t *batch_sizes, int has_h0, REAL *gates,
+                                          const REAL *bias, const REAL *whh_packed, TILE_FN tile,
+                                          CELL_FN cell, const REAL *c_init, REAL *cells,
+                                          REAL *h_in, ptrdiff_t ldh, REAL *y,
+                                          const ptrdiff_t *perm, REAL *h_n, REAL *c_n)
+{
+    const ptrdiff_t U = TILE_NR / 4, G4 = 4 * H;
+    REAL tbuf[FS_TILE_MR * TILE_NR];
+    ptrdiff_t off = 0, off_prev = 0;
+    for (ptrdiff_t t = 0; t < T; ++t) {
+        const ptrdiff_t n = batch_sizes[t], n_next = t + 1 < T ? batch_sizes[t + 1] : 0;
+        const REAL *h_prev = h_in + off * ldh;          /* block t of h_in: h_{t-1}, n rows */
+        REAL *h_out = h_in + (off + n) * ldh;           /* block t + 1: h_t */
+        const REAL *c_prev = t == 0 ? c_init : cells + off_prev * H;
+        REAL *c_out = cells + off * H;
+        REAL *g = gates + off * G4;                     /* holds x_t w_ih^T on entry */
+        const int recur = t > 0 || has_h0;
+        /* panels outer, tiles inner: one panel (H x NR) stays in L1/L2 across this thread's tiles */
+        for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {
+            const ptrdiff_t nu = H - u0 < U ? H - u0 : U;
+            const REAL *panel = whh_packed + (u0 / U) * H * TILE_NR;
+            for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR) {
+                const int mr = (int)(n - r0 < FS_TILE_MR ? n - r0 : FS_TILE_MR);
+                if (recur)   /* tbuf = h_{t-1}[r0:r0+mr] @ (the 4 gates of units u0..u0+U) */
+                    tile(mr, H, h_prev + r0 * ldh, ldh, panel, tbuf);
+                /* Step t+1's input projections (computed for all steps up front, so in L3 or
+                 * DRAM by now) are fetched while this step computes: without it the cell
+                 * update below stalls on them (perf: the load of z was its hottest line). */
+                for (ptrdiff_t row = r0; row < r0 + mr && row < n_next; ++row)
+                    for (ptrdiff_t q = 0; q < 4; ++q) {
+                        FS_PREFETCH_W(g + (n + row) * G4 + q * H + u0);
+                        FS_PREFETCH_W(g + (n + row) * G4 + q * H + u0 + nu - 1);
+                    }
+                if (cell) {
+                    REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
+                    for (int r = 0; r < mr; ++r) {
+                        const ptrdiff_t row = r0 + r;
+                        /* a sequence ending at t writes h straight to h_n: its row of block t+1
+                         * would lie past that block, in rows another thread fills at step t+1 */
+                        ho[r] = (row < n_next ? h_out + row * ldh : h_n + perm[row] * H) + u0;
+                        yo[r] = y + (perm[row] * T + t) * H + u0;
+                    }
+                    cell(mr, (int)nu, recur ? tbuf : NULL, g + r0 * G4 + u0, G4, H, bias + u0,
+                         c_prev + r0 * H + u0, c_out + r0 * H + u0, ho, yo);
+                    continue;
+                }
+                for (int r = 0; r < mr; ++r) {
+                    const ptrdiff_t row = r0 + r;
+                    REAL *z = g + row * G4 + u0;
+                    REAL *h_row = row < n_next ? h_out + row * ldh : h_n + perm[row] * H;
+                    if (recur)
+                        for (ptrdiff_t q = 0; q < 4; ++q)
+                            SFX(add_row)(nu, tbuf + r * TILE_NR + q * U, z + q * H);
+                    SFX(lstm_forward_row)(nu, z, z + H, z + 2 * H, z + 3 * H, bias + u0,
+                                          bias + H + u0, bias + 2 * H + u0, bias + 3 * H + u0,
+                                          c_prev + row * H + u0, c_out + row * H + u0,
+                                          h_row + u0, y + (perm[row] * T + t) * H + u0);
+                }
+            }
+        }
+        /* sequences whose last step is t (rows [n_next, n)) hand over their final cell state */
+        for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR)
+            for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r0 + FS_TILE_MR && row < n; ++row)
+                memcpy(c_n + perm[row] * H, c_out + row * H, (size_t)H * sizeof(REAL));
+        off_prev = off;
+        off += n;
+    }
+}
+
+/* Backward through time for one thread's tiles, steps t1-1 down to t0. dh, dc (B, H): on entry
+ * dL/dh, dL/dc reaching step t1 - 1 in sorted order; on exit those reaching step t0 - 1. dgates
+ * receives the rows of steps [t0, t1) only (row 0 = first row of step t0). w_packed: [w_hh | w_ih] (4H x (H + D)) packed with
+ * fs_pack_rows, so that ONE tile product per step gives [dh_{t-1} | dx_t] = dgates_t @ [w_hh | w_ih]
+ * while dgates_t is in cache (dx_t goes straight to dx[perm[row], t]). */
+FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_t t0,
+                                           ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
+                                           const ptrdiff_t *batch_sizes,
+                                           const REAL *gates, const REAL *cells,
+                                           const REAL *c_init, const REAL *dy,
+                                           const ptrdiff_t *perm, const REAL *w_packed,
+                                           TILE_FN tile, REAL *dh, REAL *dc, REAL *dgates, REAL *dx)
+{
+    const ptrdiff_t G4 = 4 * H, W = H + D;
+    REAL tbuf[FS_TILE_MR * TILE_NR];
+    ptrdiff_t off = 0, off0 = 0;           /* rows before step t1 / before step t0 */
+    for (ptrdiff_t t = 0; t < t1; ++t) {
+        off += batch_sizes[t];
+        off0 += t < t0 ? batch_sizes[t] : 0;
+    }
+    for (ptrdiff_t t = t1 - 1; t >= t0; --t) {
+        const ptrdiff_t n = batch_sizes[t];
+        off -= n;
+        const REAL *c_prev = t == 0 ? c_init : cells + (off - batch_sizes[t - 1]) * H;
+        const REAL *c_cur = cells + off * H;
+        const REAL *a = gates + off * G4;
+        REAL *d = dgates + (off - off0) * G4;
+        for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR)
+            for (ptrdiff_t row = r0; row < r0 + FS_TILE_MR && row < n; ++row) {
+                const REAL *ar = a + row * G4;
+                REAL *dr = d + row * G4;
+                SFX(lstm_backward_row)(H, ar, ar + H, ar + 2 * H, ar + 3 * H, c_prev + row * H,
+                                       c_cur + row * H, dy + (perm[row] * T + t) * H,
+                                       dh + row * H, dc + row * H, dr, dr + H, dr + 2 * H,
+                                       dr + 3 * H);
+            }
+        /* [dh | dx_t][rows] = dgates_t[rows] @ [w_hh | w_ih] */
+        for (ptrdiff_t j0 = 0; j0 < W; j0 += TILE_NR) {
+            const ptrdiff_t j1 = W - j0 < TILE_NR ? W : j0 + TILE_NR;
+            const ptrdiff_t jh = j1 < H ? j1 : H;            /* columns [j0, jh) are dh's */
+            const REAL *panel = w_packed + (j0 / TILE_NR) * G4 * TILE_NR;
+            for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR) {
+                const int mr = (int)(n - r0 < FS_TILE_MR ? n - r0 : FS_TILE_MR);
+                tile(mr, G4, d + r0 * G4, G4, panel, tbuf);
+                for (int r = 0; r < mr; ++r) {
+                    const ptrdiff_t row = r0 + r;
+                    const REAL *src = tbuf + r * TILE_NR;
+                    if (jh > j0)
+                        memcpy(dh + row * H + j0, src, (size_t)(jh - j0) * sizeof(REAL));
+                    const ptrdiff_t jx = j0 > H ? j0 : H;     /* columns [jx, j1) are dx's */
+                    if (j1 > jx)
+                        memcpy(dx + (perm[row] * T + t) * D + (jx - H), src + (jx - j0),
+                               (size_t)(j1 - jx) * sizeof(REAL));
+                }
+            }
+        }
+    }
 }

@@ -473,3 +473,74 @@ def test_bad_inputs_raise_clear_errors(rng):
     with pytest.raises(TypeError, match="cache returned by rnn_forward"):
         ops.rnn_backward(cache, dy)
     assert "LSTMCache" in repr(cache) and cache.nbytes > 0
+
+
+# ---- the packed tile kernels and the fused LSTM loops ---------------------------------------------
+# csrc/packed.c has AVX-512, AVX2+FMA and portable kernels; the machine running the tests picks
+# one, so each is forced here (an ISA the CPU lacks resolves to the best available: still tested).
+ISAS = [1, 2, 3]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_tile_kernels_match_numpy(rng, dtype, isa):
+    from fastseq import _recurrent
+    assert _recurrent.tile_isa(isa) <= isa and _recurrent.tile_isa(isa) >= 1
+    # every row count 1..6 of the last tile, panels with and without zero padding, K = 1
+    for M, K, N in [(1, 1, 1), (7, 5, 3), (13, 33, 70), (6, 64, 64), (5, 128, 129), (12, 7, 100),
+                    (4, 3, 32)]:
+        a = rng.standard_normal((M, K)).astype(dtype)
+        b = rng.standard_normal((K, N)).astype(dtype)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        got = _recurrent.packed_matmul(a, b, isa)
+        assert got.dtype == dtype
+        bound = RTOL[dtype] * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
+        assert np.all(np.abs(got - want) <= bound), (M, K, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("B,T,D,H", [(13, 7, 5, 37), (20, 80, 3, 90), (1, 30, 2, 17)])
+def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
+    """Shapes past the tiny ones above: several row tiles, unit blocks with a partial last one
+    (H = 37, 17, 90 against blocks of 16 / 8 units), B = 1 streaming, and (20, 80, 3, 90) with
+    more than one backward chunk of steps (1 MiB of dgates each, _recurrent.pyx)."""
+    from fastseq._recurrent_ops import _lstm_backward_impl, _lstm_forward_impl, _packing
+    # weights scaled by 1/sqrt(H) as in torch's init: larger ones make an 80-step recurrence
+    # amplify rounding differences (of summation order) past the reference tolerance
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, dtype, True, scale=H ** -0.5)
+    lengths = _random_lengths(rng, B, T)
+    if B == 20:
+        assert lengths.sum() * 4 * H * np.dtype(dtype).itemsize > 2 ** 20
+    out = _lstm_forward_impl(x, w_ih, w_hh, bias, h0, c0, _packing(lengths, B, T), isa)
+    want = ref.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+    for name, a, b in zip(("y", "h_n", "c_n"), out[:3], want[:3]):
+        _close(a, b, dtype, name)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    dh_n = rng.standard_normal((B, H)).astype(dtype)
+    dc_n = rng.standard_normal((B, H)).astype(dtype)
+    grads = _lstm_backward_impl(out[3], dy, dh_n, dc_n, isa)
+    for name, a, b in zip(("dx", "dw_ih", "dw_hh", "dbias", "dh0", "dc0"), grads,
+                          ref.lstm_backward(want[3], dy, dh_n, dc_n)):
+        _close(a, b, dtype, name)
+
+
+def test_lstm_results_do_not_depend_on_thread_count(rng):
+    """Each OpenMP thread owns whole sequences and runs the same kernels on them, so the result is
+    bit-identical for any team size (and the same as a run without OpenMP)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 29, 12, 6, 20, np.float32, True)
+    lengths = _random_lengths(rng, 29, 12)
+    dy = rng.standard_normal((29, 12, 20)).astype(np.float32)
+
+    def run():
+        y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
+        return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
+
+    results = []
+    for n in (1, 2, 3):
+        with threadpoolctl.threadpool_limits(limits=n, user_api="openmp"):
+            results.append(run())
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

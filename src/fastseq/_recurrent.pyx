@@ -22,7 +22,7 @@ Everything after argument unpacking runs without the GIL; all workspaces are per
 """
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastseq._blas cimport _gemm_rm, _gemv
 
@@ -30,20 +30,6 @@ import numpy as np
 
 
 cdef extern from "recurrent.h" nogil:
-    void fs_lstm_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *gates, const float *bias,
-                                const float *c_prev, float *c_out, float *h_out,
-                                float *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm)
-    void fs_lstm_forward_step_d(ptrdiff_t n, ptrdiff_t H, double *gates, const double *bias,
-                                const double *c_prev, double *c_out, double *h_out,
-                                double *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm)
-    void fs_lstm_backward_step_f(ptrdiff_t n, ptrdiff_t H, const float *gates,
-                                 const float *c_prev, const float *c_cur, const float *dy_t,
-                                 ptrdiff_t dy_stride, const ptrdiff_t *perm,
-                                 const float *dh_next, float *dc_next, float *dgates)
-    void fs_lstm_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *gates,
-                                 const double *c_prev, const double *c_cur, const double *dy_t,
-                                 ptrdiff_t dy_stride, const ptrdiff_t *perm,
-                                 const double *dh_next, double *dc_next, double *dgates)
     void fs_rnn_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *z, const float *bias, int relu,
                                float *h_out, float *y_t, ptrdiff_t y_stride,
                                const ptrdiff_t *perm)
@@ -64,6 +50,88 @@ cdef extern from "recurrent.h" nogil:
                          void *dst, ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
     int fs_all_finite_f(ptrdiff_t n, const float *a)
     int fs_all_finite_d(ptrdiff_t n, const double *a)
+    void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                               int has_h0, float *gates, const float *bias,
+                               const float *whh_packed, const float *c_init, float *cells,
+                               float *h_in, ptrdiff_t ldh, float *y, const ptrdiff_t *perm,
+                               float *h_n, float *c_n, int isa, int max_threads)
+    void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                               int has_h0, double *gates, const double *bias,
+                               const double *whh_packed, const double *c_init, double *cells,
+                               double *h_in, ptrdiff_t ldh, double *y, const ptrdiff_t *perm,
+                               double *h_n, double *c_n, int isa, int max_threads)
+    void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
+                                ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
+                                const float *cells, const float *c_init, const float *dy,
+                                const ptrdiff_t *perm, const float *w_packed, float *dh,
+                                float *dc, float *dgates, float *dx, int isa, int max_threads)
+    void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
+                                ptrdiff_t D, const ptrdiff_t *batch_sizes, const double *gates,
+                                const double *cells, const double *c_init, const double *dy,
+                                const ptrdiff_t *perm, const double *w_packed, double *dh,
+                                double *dc, double *dgates, double *dx, int isa,
+                                int max_threads)
+
+
+cdef extern from "packed.h" nogil:
+    enum:
+        FS_TILE_MR
+        FS_TILE_NR_F
+        FS_TILE_NR_D
+    ctypedef void (*fs_tile_f_fn)(int mr, ptrdiff_t K, const float *A, ptrdiff_t lda,
+                                  const float *panel, float *C)
+    ctypedef void (*fs_tile_d_fn)(int mr, ptrdiff_t K, const double *A, ptrdiff_t lda,
+                                  const double *panel, double *C)
+    fs_tile_f_fn fs_tile_kernel_f(int isa)
+    fs_tile_d_fn fs_tile_kernel_d(int isa)
+    int fs_tile_isa(int isa)
+    ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
+    void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp)
+    void fs_pack_rows_d(ptrdiff_t K, ptrdiff_t N, const double *b, ptrdiff_t ldb, double *Bp)
+    void fs_pack_lstm_whh_f(ptrdiff_t H, const float *w_hh, float *Bp)
+    void fs_pack_lstm_whh_d(ptrdiff_t H, const double *w_hh, double *Bp)
+
+
+def tile_isa(int isa=0):
+    """The tile-kernel ISA fs_tile_kernel_*(isa) resolves to: 1 portable, 2 AVX2+FMA, 3 AVX-512F."""
+    return fs_tile_isa(isa)
+
+
+def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0):
+    """a @ b through fs_pack_rows + the tile kernels (testing the kernels against NumPy)."""
+    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    cdef Py_ssize_t nr = FS_TILE_NR_F if floating is float else FS_TILE_NR_D
+    cdef Py_ssize_t r0, j0, r, mr, nj
+    if b.shape[0] != K or M == 0 or K == 0 or N == 0:
+        raise ValueError(f"packed_matmul needs non-empty (M, K) @ (K, N), got ({M}, {K}) "
+                         f"@ ({b.shape[0]}, {N})")
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] bp = np.empty(fs_packed_size(K, N, nr), dtype)
+    cdef floating[::1] tbuf = np.empty(FS_TILE_MR * nr, dtype)
+    out_arr = np.empty((M, N), dtype)
+    cdef floating[:, ::1] out = out_arr
+    cdef fs_tile_f_fn tf = fs_tile_kernel_f(isa)
+    cdef fs_tile_d_fn td = fs_tile_kernel_d(isa)
+    with nogil:
+        if floating is float:
+            fs_pack_rows_f(K, N, &b[0, 0], N, &bp[0])
+        else:
+            fs_pack_rows_d(K, N, &b[0, 0], N, &bp[0])
+        j0 = 0
+        while j0 < N:
+            nj = min(nr, N - j0)
+            r0 = 0
+            while r0 < M:
+                mr = min(<Py_ssize_t>FS_TILE_MR, M - r0)
+                if floating is float:
+                    tf(<int>mr, K, &a[r0, 0], K, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                else:
+                    td(<int>mr, K, &a[r0, 0], K, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                for r in range(mr):
+                    memcpy(&out[r0 + r, j0], &tbuf[r * nr], nj * sizeof(floating))
+                r0 += FS_TILE_MR
+            j0 += nr
+    return out_arr
 
 
 def all_finite(const floating[::1] a):
@@ -127,12 +195,12 @@ cdef inline void _backprop_product(Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
 
 cdef inline void _pack_input(Py_ssize_t T, Py_ssize_t D, const floating *x,
                              const Py_ssize_t *perm, const Py_ssize_t *batch_sizes,
-                             floating *x_packed) noexcept nogil:
-    # x_packed[off_t + j] = x[perm[j], t]  for j < n_t
-    cdef Py_ssize_t t, off = 0
+                             floating *x_packed, Py_ssize_t ld) noexcept nogil:
+    # x_packed[off_t + j, :D] = x[perm[j], t]  for j < n_t  (rows ld elements apart)
+    cdef Py_ssize_t t, j, off = 0
     for t in range(T):
-        fs_gather_rows(batch_sizes[t], D * sizeof(floating), x + t * D,
-                       T * D * sizeof(floating), <const ptrdiff_t *>perm, x_packed + off * D)
+        for j in range(batch_sizes[t]):
+            memcpy(x_packed + (off + j) * ld, x + (perm[j] * T + t) * D, D * sizeof(floating))
         off += batch_sizes[t]
 
 
@@ -148,34 +216,45 @@ cdef inline void _unpack_rows(Py_ssize_t T, Py_ssize_t D, const floating *packed
 
 
 cdef inline void _initial_state(Py_ssize_t B, Py_ssize_t H, const floating *state,
-                                const Py_ssize_t *perm, floating *out) noexcept nogil:
-    # out[j] = state[perm[j]] (sorted order), or zeros when there is no state
-    if state == NULL:
-        memset(out, 0, B * H * sizeof(floating))
-    else:
-        fs_gather_rows(B, H * sizeof(floating), state, H * sizeof(floating),
-                       <const ptrdiff_t *>perm, out)
+                                const Py_ssize_t *perm, floating *out,
+                                Py_ssize_t ld) noexcept nogil:
+    # out[j, :H] = state[perm[j]] (sorted order), or zeros when there is no state (rows ld apart)
+    cdef Py_ssize_t j
+    for j in range(B):
+        if state == NULL:
+            memset(out + j * ld, 0, H * sizeof(floating))
+        else:
+            memcpy(out + j * ld, state + perm[j] * H, H * sizeof(floating))
 
 
 # ---- LSTM -------------------------------------------------------------------------------------
+# The time loops are C (fs_lstm_forward_seq / fs_lstm_backward_seq, csrc/recurrent.c): each step's
+# recurrent product runs on weights packed once per call and is fused with the gate math, and an
+# OpenMP team splits the batch's sequences (no per-step synchronisation). Here: the products over
+# all steps at once (BLAS) and the layout. x_packed and h_in share one (N, D + H) array `xh`
+# (row j = [x_t, h_{t-1}] of packed row j), so that the weight gradients of w_ih and w_hh are ONE
+# GEMM dgates.T @ xh, which reads the (N, 4H) dgates once.
+cdef inline Py_ssize_t _nr(floating dummy) noexcept nogil:
+    return FS_TILE_NR_F if floating is float else FS_TILE_NR_D
+
+
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] w_hh, const floating[::1] bias, h0, c0,
                  const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
                  floating[:, :, ::1] y, floating[:, ::1] h_n, floating[:, ::1] c_n,
-                 floating[:, ::1] x_packed, floating[:, ::1] gates, floating[:, ::1] cells,
-                 floating[:, ::1] h_in, floating[:, ::1] c_init):
-    """Fill y, h_n, c_n and the cache arrays (x_packed, gates, cells, h_in, c_init).
+                 floating[:, ::1] xh, floating[:, ::1] gates, floating[:, ::1] cells,
+                 floating[:, ::1] c_init, int isa=0):
+    """Fill y, h_n, c_n and the cache arrays (xh = [x_packed | h_in], gates, cells, c_init).
 
-    h0/c0: (B, H) arrays of x's dtype or None (zeros). y must be zero-filled if ragged."""
+    h0/c0: (B, H) arrays of x's dtype or None (zeros). y must be zero-filled if ragged.
+    isa: tile kernels to use (0 = best for this CPU; tests force the others, see packed.h)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
-    cdef Py_ssize_t G4 = 4 * H, N = x_packed.shape[0]
-    cdef Py_ssize_t t, n, n_next, off = 0, off_prev = 0
+    cdef Py_ssize_t G4 = 4 * H, N = xh.shape[0], L = D + H
     cdef const floating[:, ::1] h0v, c0v
     cdef const floating *h0p = NULL
     cdef const floating *c0p = NULL
-    cdef const floating *c_prev
     cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
-    cdef floating *h_out
+    cdef const ptrdiff_t *bs = <const ptrdiff_t *>&batch_sizes[0]
     cdef bint has_h0 = h0 is not None
     if has_h0:
         h0v = h0
@@ -183,53 +262,50 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     if c0 is not None:
         c0v = c0
         c0p = &c0v[0, 0]
+    cdef floating[::1] whh_packed = np.empty(fs_packed_size(H, G4, _nr(<floating>0)),
+                                             np.float32 if floating is float else np.float64)
     with nogil:
-        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0])
-        # gates = x_packed @ w_ih.T   (all steps at once; bias is added in the step kernel)
-        _gemm_rm(False, True, <int>N, <int>G4, <int>D, 1.0, &x_packed[0, 0], <int>D,
+        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &xh[0, 0], L)
+        # gates = x_packed @ w_ih.T   (all steps at once; bias is added with the gate math)
+        _gemm_rm(False, True, <int>N, <int>G4, <int>D, 1.0, &xh[0, 0], <int>L,
                  &w_ih[0, 0], <int>D, 0.0, &gates[0, 0], <int>G4)
-        _initial_state(B, H, h0p, &perm[0], &h_in[0, 0])
-        _initial_state(B, H, c0p, &perm[0], &c_init[0, 0])
-        for t in range(T):
-            n = batch_sizes[t]
-            n_next = batch_sizes[t + 1] if t + 1 < T else 0
-            if t > 0 or has_h0:
-                # gates[t] += h_{t-1}[:n] @ w_hh.T
-                _recurrent_product(True, n, G4, H, &h_in[off, 0], &w_hh[0, 0], &gates[off, 0])
-            c_prev = &c_init[0, 0] if t == 0 else &cells[off_prev, 0]
-            h_out = &h_in[off + n, 0]
-            if floating is float:
-                fs_lstm_forward_step_f(n, H, &gates[off, 0], &bias[0], c_prev, &cells[off, 0],
-                                       h_out, &y[0, t, 0], T * H, pp)
-            else:
-                fs_lstm_forward_step_d(n, H, &gates[off, 0], &bias[0], c_prev, &cells[off, 0],
-                                       h_out, &y[0, t, 0], T * H, pp)
-            if n_next < n:
-                # sequences whose last step is t: rows [n_next, n)
-                fs_scatter_rows(n_next, n, H * sizeof(floating), h_out, &h_n[0, 0],
-                                H * sizeof(floating), pp)
-                fs_scatter_rows(n_next, n, H * sizeof(floating), &cells[off, 0], &c_n[0, 0],
-                                H * sizeof(floating), pp)
-            off_prev = off
-            off += n
+        _initial_state(B, H, h0p, &perm[0], &xh[0, D], L)
+        _initial_state(B, H, c0p, &perm[0], &c_init[0, 0], H)
+        if floating is float:
+            fs_pack_lstm_whh_f(H, &w_hh[0, 0], &whh_packed[0])
+            fs_lstm_forward_seq_f(T, H, bs, has_h0, &gates[0, 0], &bias[0], &whh_packed[0],
+                                  &c_init[0, 0], &cells[0, 0], &xh[0, D], L, &y[0, 0, 0], pp,
+                                  &h_n[0, 0], &c_n[0, 0], isa, 0)
+        else:
+            fs_pack_lstm_whh_d(H, &w_hh[0, 0], &whh_packed[0])
+            fs_lstm_forward_seq_d(T, H, bs, has_h0, &gates[0, 0], &bias[0], &whh_packed[0],
+                                  &c_init[0, 0], &cells[0, 0], &xh[0, D], L, &y[0, 0, 0], pp,
+                                  &h_n[0, 0], &c_n[0, 0], isa, 0)
+
+
+# Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
+# turns into weight gradients (one GEMM) while it is in cache, and no (N, 4H) dgates array is
+# allocated (a fresh 10+ MB array per call was a third of the small shapes' time in page faults).
+DEF DGATES_CHUNK_BYTES = 1 << 20
 
 
 def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
                   const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
-                  const floating[:, ::1] x_packed, const floating[:, ::1] gates,
-                  const floating[:, ::1] cells, const floating[:, ::1] h_in,
-                  const floating[:, ::1] c_init, const floating[:, :, ::1] dy, dh_n, dc_n,
+                  const floating[:, ::1] xh, const floating[:, ::1] gates,
+                  const floating[:, ::1] cells, const floating[:, ::1] c_init,
+                  const floating[:, :, ::1] dy, dh_n, dc_n,
                   floating[:, :, ::1] dx, floating[:, ::1] dw_ih, floating[:, ::1] dw_hh,
-                  floating[::1] dbias, floating[:, ::1] dh0, floating[:, ::1] dc0):
+                  floating[::1] dbias, floating[:, ::1] dh0, floating[:, ::1] dc0, int isa=0):
     """Backpropagation through time from the cache arrays; dx must be zero-filled if ragged."""
     cdef Py_ssize_t B = dy.shape[0], T = dy.shape[1], H = w_hh.shape[1], D = w_ih.shape[1]
-    cdef Py_ssize_t G4 = 4 * H, N = x_packed.shape[0]
-    cdef Py_ssize_t t, n, off = N
+    cdef Py_ssize_t G4 = 4 * H, N = xh.shape[0], L = D + H, k, t0, t1, off1, rows
+    cdef Py_ssize_t target = max(B, DGATES_CHUNK_BYTES // (G4 * sizeof(floating)))
     cdef const floating[:, ::1] dhv, dcv
     cdef const floating *dh_np = NULL
     cdef const floating *dc_np = NULL
-    cdef const floating *c_prev
     cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
+    cdef const ptrdiff_t *bs = <const ptrdiff_t *>&batch_sizes[0]
+    cdef floating beta = 0.0
     if dh_n is not None:
         dhv = dh_n
         dh_np = &dhv[0, 0]
@@ -237,31 +313,54 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
         dcv = dc_n
         dc_np = &dcv[0, 0]
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] dgates = np.empty((N, G4), dtype)
-    cdef floating[:, ::1] dx_packed = np.empty((N, D), dtype)
+    cdef floating[:, ::1] dgates = np.empty((min(N, target), G4), dtype)
+    cdef floating[::1] colsum = np.empty(G4, dtype)
     cdef floating[:, ::1] dh = np.empty((B, H), dtype)     # dL/dh_t reaching step t from t+1
     cdef floating[:, ::1] dc = np.empty((B, H), dtype)     # dL/dc_t reaching step t from t+1
+    # [w_hh | w_ih] packed: one tile product per step gives [dh_{t-1} | dx_t]
+    cdef floating[:, ::1] w_cat = np.concatenate((w_hh, w_ih), axis=1)
+    cdef floating[::1] w_packed = np.empty(fs_packed_size(G4, H + D, _nr(<floating>0)), dtype)
+    cdef floating[:, ::1] dw_cat = np.empty((G4, L), dtype)
     with nogil:
         # Rows j >= n_{t+1} keep dh_n / dc_n until their last step t: nothing later touches them.
-        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0])
-        _initial_state(B, H, dc_np, &perm[0], &dc[0, 0])
-        for t in range(T - 1, -1, -1):
-            n = batch_sizes[t]
-            off -= n
-            c_prev = &c_init[0, 0] if t == 0 else &cells[off - batch_sizes[t - 1], 0]
+        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)
+        _initial_state(B, H, dc_np, &perm[0], &dc[0, 0], H)
+        memset(&dbias[0], 0, G4 * sizeof(floating))
+        if floating is float:
+            fs_pack_rows_f(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
+        else:
+            fs_pack_rows_d(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
+        t1 = T
+        off1 = N
+        while t1 > 0:
+            # the chunk: steps [t0, t1), at least one, about `target` rows
+            t0 = t1 - 1
+            rows = batch_sizes[t0]
+            while t0 > 0 and rows + batch_sizes[t0 - 1] <= target:
+                t0 -= 1
+                rows += batch_sizes[t0]
             if floating is float:
-                fs_lstm_backward_step_f(n, H, &gates[off, 0], c_prev, &cells[off, 0],
-                                        &dy[0, t, 0], T * H, pp, &dh[0, 0], &dc[0, 0],
-                                        &dgates[off, 0])
+                fs_lstm_backward_seq_f(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
+                                       &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
+                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
+                fs_column_sums_f(rows, G4, &dgates[0, 0], &colsum[0])
             else:
-                fs_lstm_backward_step_d(n, H, &gates[off, 0], c_prev, &cells[off, 0],
-                                        &dy[0, t, 0], T * H, pp, &dh[0, 0], &dc[0, 0],
-                                        &dgates[off, 0])
-            # dh[:n] = dgates[t] @ w_hh   (gradient reaching h_{t-1})
-            _backprop_product(n, G4, H, &dgates[off, 0], &w_hh[0, 0], &dh[0, 0])
-        _weight_gradients(N, D, H, G4, &dgates[0, 0], &x_packed[0, 0], &h_in[0, 0],
-                          &w_ih[0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &dbias[0], &dx_packed[0, 0])
-        _unpack_rows(T, D, &dx_packed[0, 0], &perm[0], &batch_sizes[0], &dx[0, 0, 0])
+                fs_lstm_backward_seq_d(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
+                                       &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
+                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
+                fs_column_sums_d(rows, G4, &dgates[0, 0], &colsum[0])
+            # [dw_ih | dw_hh] (+)= dgates_chunk.T @ xh[chunk rows]      (4H, D + H)
+            _gemm_rm(True, False, <int>G4, <int>L, <int>rows, 1.0, &dgates[0, 0], <int>G4,
+                     &xh[off1 - rows, 0], <int>L, beta, &dw_cat[0, 0], <int>L)
+            beta = 1.0
+            # dbias += dgates_chunk.sum(axis=0)
+            for k in range(G4):
+                dbias[k] += colsum[k]
+            t1 = t0
+            off1 -= rows
+        for k in range(G4):
+            memcpy(&dw_ih[k, 0], &dw_cat[k, 0], D * sizeof(floating))
+            memcpy(&dw_hh[k, 0], &dw_cat[k, D], H * sizeof(floating))
         fs_scatter_rows(0, B, H * sizeof(floating), &dh[0, 0], &dh0[0, 0],
                         H * sizeof(floating), pp)
         fs_scatter_rows(0, B, H * sizeof(floating), &dc[0, 0], &dc0[0, 0],
@@ -307,11 +406,11 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         h0v = h0
         h0p = &h0v[0, 0]
     with nogil:
-        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0])
+        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0], D)
         # hidden = x_packed @ w_ih.T   (pre-activations of all steps; bias added per step)
         _gemm_rm(False, True, <int>N, <int>H, <int>D, 1.0, &x_packed[0, 0], <int>D,
                  &w_ih[0, 0], <int>D, 0.0, &hidden[0, 0], <int>H)
-        _initial_state(B, H, h0p, &perm[0], &h_in[0, 0])
+        _initial_state(B, H, h0p, &perm[0], &h_in[0, 0], H)
         for t in range(T):
             n = batch_sizes[t]
             n_next = batch_sizes[t + 1] if t + 1 < T else 0
@@ -351,7 +450,7 @@ def rnn_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh, bint 
     cdef floating[:, ::1] dx_packed = np.empty((N, D), dtype)
     cdef floating[:, ::1] dh = np.empty((B, H), dtype)
     with nogil:
-        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0])
+        _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)
         for t in range(T - 1, -1, -1):
             n = batch_sizes[t]
             off -= n

@@ -261,12 +261,13 @@ def lstm_forward(x, w_ih, w_hh, bias, h0=None, c0=None, lengths=None):
                               (perm, batch_sizes, ragged))
 
 
-def _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, packing):
+def _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, packing, isa=0):
     """lstm_forward after validation. Also fastseq's estimators' entry point: they pass
     C-contiguous arrays of one dtype with consistent shapes, weights they do not modify before
     backward, and ``packing = _packing(lengths, B, T)`` computed once for all layers. No
     finiteness checks: an overflowing network must reach the training loop's divergence test
-    (non-finite loss or gradient norm), not a ValueError about an intermediate array."""
+    (non-finite loss or gradient norm), not a ValueError about an intermediate array.
+    ``isa`` forces the tile kernels (tests; 0 = the best for this CPU, see csrc/packed.h)."""
     perm, batch_sizes, ragged = packing
     B, T, D = x_arr.shape
     H = w_hh_c.shape[1]
@@ -277,15 +278,14 @@ def _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, packing):
     c_n = np.empty((B, H), dtype)
     arrays = dict(
         w_ih=w_ih_c, w_hh=w_hh_c,
-        x_packed=np.empty((N, D), dtype),
+        xh=np.empty((N, D + H), dtype),       # [x_packed | h_in], see _recurrent.pyx
         gates=np.empty((N, 4 * H), dtype),
         cells=np.empty((N, H), dtype),
-        h_in=np.empty((N + B, H), dtype),
         c_init=np.empty((B, H), dtype),
     )
     _recurrent.lstm_forward(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, perm, batch_sizes,
-                            y, h_n, c_n, arrays["x_packed"], arrays["gates"], arrays["cells"],
-                            arrays["h_in"], arrays["c_init"])
+                            y, h_n, c_n, arrays["xh"], arrays["gates"], arrays["cells"],
+                            arrays["c_init"], isa)
     cache = LSTMCache("lstm", (B, T, D, H), dtype, perm, batch_sizes, ragged, arrays)
     return y, h_n, c_n, cache
 
@@ -319,7 +319,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     return _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr)
 
 
-def _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr):
+def _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr, isa=0):
     """lstm_backward after validation (see _lstm_forward_impl for who may call it)."""
     B, T, D, H = cache._shape
     dtype = cache._dtype
@@ -331,8 +331,8 @@ def _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr):
     dh0 = np.empty((B, H), dtype)
     dc0 = np.empty((B, H), dtype)
     _recurrent.lstm_backward(a["w_ih"], a["w_hh"], cache._perm, cache._batch_sizes,
-                             a["x_packed"], a["gates"], a["cells"], a["h_in"], a["c_init"],
-                             dy_arr, dh_arr, dc_arr, dx, dw_ih, dw_hh, dbias, dh0, dc0)
+                             a["xh"], a["gates"], a["cells"], a["c_init"],
+                             dy_arr, dh_arr, dc_arr, dx, dw_ih, dw_hh, dbias, dh0, dc0, isa)
     return dx, dw_ih, dw_hh, dbias, dh0, dc0
 
 

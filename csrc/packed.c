@@ -1,0 +1,198 @@
+/* Register-tiled products against packed panels (layout and contract in packed.h).
+ *
+ * Three kernels per precision, chosen at run time (the wheel is built for baseline x86-64):
+ *   AVX-512F: a 6 x 4-vector tile (24 accumulators of 32), per k 4 panel loads + 6 broadcasts
+ *             for 24 FMAs;
+ *   AVX2+FMA: the panel in 4 column strips of 2 vectors, 6 x 2 accumulators each (12 of 16);
+ *   portable: plain loops (the compiler vectorises the column loop).
+ * The row count mr is a compile-time constant inside each kernel (a switch over 1..6 calls an
+ * always_inline body), so the accumulators live in registers and the row loops are unrolled.
+ */
+#include "packed.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTSEQ_NO_DISPATCH)
+#define FS_HAVE_X86_KERNELS 1
+#include <immintrin.h>
+#endif
+
+#define FS_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
+{
+    return (N + nr - 1) / nr * K * nr;
+}
+
+/* ---- packing (once per call; plain loops) ------------------------------------------------- */
+#define FS_DEF_PACK(SFX, REAL, NR)                                                                \
+    void fs_pack_rows_##SFX(ptrdiff_t K, ptrdiff_t N, const REAL *b, ptrdiff_t ldb, REAL *Bp)     \
+    {                                                                                              \
+        for (ptrdiff_t j0 = 0; j0 < N; j0 += NR) {                                                 \
+            const ptrdiff_t nj = N - j0 < NR ? N - j0 : NR;                                        \
+            for (ptrdiff_t k = 0; k < K; ++k, Bp += NR) {                                          \
+                ptrdiff_t c = 0;                                                                   \
+                for (; c < nj; ++c)                                                                \
+                    Bp[c] = b[k * ldb + j0 + c];                                                   \
+                for (; c < NR; ++c)                                                                \
+                    Bp[c] = 0;                                                                     \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    void fs_pack_lstm_whh_##SFX(ptrdiff_t H, const REAL *w_hh, REAL *Bp)                          \
+    {                                                                                              \
+        const ptrdiff_t U = NR / 4;                                                                \
+        for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {                                                  \
+            const ptrdiff_t nu = H - u0 < U ? H - u0 : U;                                          \
+            for (ptrdiff_t k = 0; k < H; ++k, Bp += NR)                                            \
+                for (ptrdiff_t q = 0; q < 4; ++q)                                                  \
+                    for (ptrdiff_t u = 0; u < U; ++u)                                              \
+                        Bp[q * U + u] = u < nu ? w_hh[(q * H + u0 + u) * H + k] : 0;               \
+        }                                                                                          \
+    }
+FS_DEF_PACK(f, float, FS_TILE_NR_F)
+FS_DEF_PACK(d, double, FS_TILE_NR_D)
+
+/* ---- portable kernel ---------------------------------------------------------------------- */
+#define FS_DEF_GENERIC(SFX, REAL, NR)                                                             \
+    static void tile_generic_##SFX(int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
+                                   const REAL *Bp, REAL *C)                                       \
+    {                                                                                              \
+        for (int r = 0; r < mr; ++r)                                                               \
+            for (int c = 0; c < NR; ++c)                                                           \
+                C[r * NR + c] = 0;                                                                 \
+        for (ptrdiff_t k = 0; k < K; ++k)                                                          \
+            for (int r = 0; r < mr; ++r) {                                                         \
+                const REAL a = A[r * lda + k];                                                     \
+                REAL *restrict cr = C + r * NR;                                                    \
+                const REAL *restrict b = Bp + k * NR;                                              \
+                for (int c = 0; c < NR; ++c)                                                       \
+                    cr[c] += a * b[c];                                                             \
+            }                                                                                      \
+    }
+FS_DEF_GENERIC(f, float, FS_TILE_NR_F)
+FS_DEF_GENERIC(d, double, FS_TILE_NR_D)
+
+#ifdef FS_HAVE_X86_KERNELS
+/* ---- AVX-512F: tile mr x (4 vectors of W) ------------------------------------------------- */
+#define FS_DEF_AVX512(SFX, REAL, VT, S, W)                                                        \
+    FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void                                      \
+    tile512_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
+                      REAL *C)                                                                     \
+    {                                                                                              \
+        VT c0[FS_TILE_MR], c1[FS_TILE_MR], c2[FS_TILE_MR], c3[FS_TILE_MR];                         \
+        for (int r = 0; r < mr; ++r)                                                               \
+            c0[r] = c1[r] = c2[r] = c3[r] = _mm512_setzero_##S();                                  \
+        for (ptrdiff_t k = 0; k < K; ++k) {                                                        \
+            const REAL *b = Bp + k * 4 * W;                                                        \
+            const VT b0 = _mm512_loadu_##S(b), b1 = _mm512_loadu_##S(b + W);                      \
+            const VT b2 = _mm512_loadu_##S(b + 2 * W), b3 = _mm512_loadu_##S(b + 3 * W);          \
+            for (int r = 0; r < mr; ++r) {                                                         \
+                const VT a = _mm512_set1_##S(A[r * lda + k]);                                      \
+                c0[r] = _mm512_fmadd_##S(a, b0, c0[r]);                                            \
+                c1[r] = _mm512_fmadd_##S(a, b1, c1[r]);                                            \
+                c2[r] = _mm512_fmadd_##S(a, b2, c2[r]);                                            \
+                c3[r] = _mm512_fmadd_##S(a, b3, c3[r]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < mr; ++r) {                                                             \
+            REAL *cr = C + r * 4 * W;                                                              \
+            _mm512_storeu_##S(cr, c0[r]);                                                          \
+            _mm512_storeu_##S(cr + W, c1[r]);                                                      \
+            _mm512_storeu_##S(cr + 2 * W, c2[r]);                                                  \
+            _mm512_storeu_##S(cr + 3 * W, c3[r]);                                                  \
+        }                                                                                          \
+    }                                                                                              \
+    __attribute__((target("avx512f"))) static void tile512_##SFX(                                 \
+        int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)                \
+    {                                                                                              \
+        switch (mr) {                                                                              \
+        case 6: tile512_##SFX##_n(6, K, A, lda, Bp, C); break;                                     \
+        case 5: tile512_##SFX##_n(5, K, A, lda, Bp, C); break;                                     \
+        case 4: tile512_##SFX##_n(4, K, A, lda, Bp, C); break;                                     \
+        case 3: tile512_##SFX##_n(3, K, A, lda, Bp, C); break;                                     \
+        case 2: tile512_##SFX##_n(2, K, A, lda, Bp, C); break;                                     \
+        default: tile512_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
+        }                                                                                          \
+    }
+FS_DEF_AVX512(f, float, __m512, ps, 16)
+FS_DEF_AVX512(d, double, __m512d, pd, 8)
+
+/* ---- AVX2+FMA: the 8-vector panel in 4 strips of 2 vectors, tile mr x 2 each -------------- */
+#define FS_DEF_AVX2(SFX, REAL, VT, S, W)                                                          \
+    FS_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void                                     \
+    tile256_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
+                      REAL *C)                                                                     \
+    {                                                                                              \
+        for (int s = 0; s < 4; ++s) {                                                              \
+            VT c0[FS_TILE_MR], c1[FS_TILE_MR];                                                     \
+            for (int r = 0; r < mr; ++r)                                                           \
+                c0[r] = c1[r] = _mm256_setzero_##S();                                              \
+            for (ptrdiff_t k = 0; k < K; ++k) {                                                    \
+                const REAL *b = Bp + k * 8 * W + s * 2 * W;                                        \
+                const VT b0 = _mm256_loadu_##S(b), b1 = _mm256_loadu_##S(b + W);                  \
+                for (int r = 0; r < mr; ++r) {                                                     \
+                    const VT a = _mm256_set1_##S(A[r * lda + k]);                                  \
+                    c0[r] = _mm256_fmadd_##S(a, b0, c0[r]);                                        \
+                    c1[r] = _mm256_fmadd_##S(a, b1, c1[r]);                                        \
+                }                                                                                  \
+            }                                                                                      \
+            for (int r = 0; r < mr; ++r) {                                                         \
+                _mm256_storeu_##S(C + r * 8 * W + s * 2 * W, c0[r]);                               \
+                _mm256_storeu_##S(C + r * 8 * W + s * 2 * W + W, c1[r]);                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    __attribute__((target("avx2,fma"))) static void tile256_##SFX(                                \
+        int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)                \
+    {                                                                                              \
+        switch (mr) {                                                                              \
+        case 6: tile256_##SFX##_n(6, K, A, lda, Bp, C); break;                                     \
+        case 5: tile256_##SFX##_n(5, K, A, lda, Bp, C); break;                                     \
+        case 4: tile256_##SFX##_n(4, K, A, lda, Bp, C); break;                                     \
+        case 3: tile256_##SFX##_n(3, K, A, lda, Bp, C); break;                                     \
+        case 2: tile256_##SFX##_n(2, K, A, lda, Bp, C); break;                                     \
+        default: tile256_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
+        }                                                                                          \
+    }
+FS_DEF_AVX2(f, float, __m256, ps, 8)
+FS_DEF_AVX2(d, double, __m256d, pd, 4)
+#endif /* FS_HAVE_X86_KERNELS */
+
+static int fs_best_isa(void)
+{
+#ifdef FS_HAVE_X86_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 2;
+#endif
+    return 1;
+}
+
+int fs_tile_isa(int isa)
+{
+    const int best = fs_best_isa();
+    return (isa <= 0 || isa > best) ? best : isa;
+}
+
+fs_tile_f_fn fs_tile_kernel_f(int isa)
+{
+    switch (fs_tile_isa(isa)) {
+#ifdef FS_HAVE_X86_KERNELS
+    case 3: return tile512_f;
+    case 2: return tile256_f;
+#endif
+    default: return tile_generic_f;
+    }
+}
+
+fs_tile_d_fn fs_tile_kernel_d(int isa)
+{
+    switch (fs_tile_isa(isa)) {
+#ifdef FS_HAVE_X86_KERNELS
+    case 3: return tile512_d;
+    case 2: return tile256_d;
+#endif
+    default: return tile_generic_d;
+    }
+}
