@@ -4,8 +4,9 @@
 
 /* The portable build targets baseline x86-64 (SSE2). The optimizer steps run a square root and
  * a division per parameter on every mini-batch, which SSE2 does 2 (double) / 4 (float) at a
- * time; GCC builds AVX2 and AVX-512 clones of them and picks one at load time (ifunc, as in
- * cgls.c); other compilers/targets get the baseline only. No FMA contraction anywhere in this
+ * time; GCC builds AVX2 and AVX-512 clones of them (and of the per-layer elementwise passes)
+ * and picks one at load time by CPU feature (ifunc; feature names, not "arch=" CPU models,
+ * which an AMD CPU with AVX-512 would not match); other compilers/targets get the baseline. No FMA contraction anywhere in this
  * file, so every clone (and the baseline) rounds exactly alike: results do not depend on the
  * CPU, and they follow scikit-learn's (unfused) NumPy arithmetic. */
 #if defined(__GNUC__) && !defined(__clang__)

@@ -2,7 +2,7 @@
  * FABS, FSQRT, SIGMOID, TANH, DSIGMOID, DTANH defined. Not a public header. */
 
 /* z[i, j] = act(z[i, j] + b[j]) in place: the GEMM X @ W has already been written to z. */
-void SFX(fs_nn_bias_act)(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act)
+FS_NN_CLONES void SFX(fs_nn_bias_act)(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act)
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         T *row = z + i * m;
@@ -48,7 +48,7 @@ void SFX(fs_nn_act_backward)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int
 /* delta *= f'(z) (as fs_nn_act_backward) and bias_grad[j] = sum_i delta[i, j] (as fs_nn_colsum)
  * in ONE pass over delta: the backward pass needs both, and delta is read once instead of twice.
  * The column sums accumulate row by row, in the same order as fs_nn_colsum (same rounding). */
-void SFX(fs_nn_act_backward_colsum)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int act,
+FS_NN_CLONES void SFX(fs_nn_act_backward_colsum)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int act,
                                     T *bias_grad)
 {
     for (ptrdiff_t j = 0; j < m; ++j) bias_grad[j] = (T)0;
