@@ -265,3 +265,40 @@ def test_network_loss_grad_vs_reference(rng, dtype, widths, n, act, loss):
     np.testing.assert_allclose(value, want, **tol)
     for a, b in zip(gw + gb + [dX], rgw + rgb + [rdX]):
         np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("gemm_mnk", [0, 693])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_train_epoch_vs_reference(rng, dtype, solver, gemm_mnk, shuffled):
+    # The compiled epoch (gathered shuffled batches, fused bias gradients, ||W||^2 carried by the
+    # optimizer step, and with gemm_mnk > 0 the layer GEMMs split into row blocks: here layers 1
+    # and 2 in blocks of <= 10 and 9 rows, the output layer whole) against the NumPy epoch.
+    from fastseq._training import FlatLayout
+    widths, n, batch, alpha, lr = [6, 11, 7, 3], 67, 25, 0.3, 0.05
+    coefs = [rng.uniform(-0.6, 0.6, (a, b)) for a, b in zip(widths[:-1], widths[1:])]
+    intercepts = [rng.uniform(-0.6, 0.6, b) for b in widths[1:]]
+    X = rng.normal(size=(n, widths[0])).astype(dtype)
+    Y = _targets(rng, "log_loss", (n, widths[-1]), dtype)
+    order = rng.permutation(n).astype(np.intp) if shuffled else None
+    sizes = np.array(widths, dtype=np.intp)
+    layout = FlatLayout([W.shape for W in coefs], [b.shape for b in intercepts])
+    params = layout.pack(coefs, intercepts, dtype)
+    m1, m2 = np.zeros_like(params), np.zeros_like(params)
+    status, total, adam_t, n_updates = _nn.train_epoch(
+        params, np.empty_like(params), m1, m2, np.empty_like(params),
+        np.full(_nn.workspace_size(sizes, batch), np.nan, dtype=dtype), X, Y, order, sizes,
+        layout.weight_offsets, layout.bias_offsets, layout.n_weights, _nn.ACTIVATIONS["tanh"],
+        _nn.LOSSES["log_loss"], batch, _nn.SOLVERS[solver], lr, 0.9, True, 0.9, 0.999, 1e-8,
+        alpha, -1.0, 0, gemm_mnk)
+    assert status == 0 and n_updates == 3 and adam_t == (3 if solver == "adam" else 0)
+    rc, ri = [c.copy() for c in coefs], [b.copy() for b in intercepts]
+    Xr, Yr = (X, Y) if order is None else (X[order], Y[order])
+    want = ref.train_epoch(rc, ri, Xr.astype(np.float64), Yr.astype(np.float64), "tanh",
+                           "log_loss", batch, lr, alpha=alpha, solver=solver)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(total / n, want, **tol)
+    gw, gb = layout.views(params)
+    for a, b in zip(gw + gb, rc + ri):
+        np.testing.assert_allclose(a, b, **tol)

@@ -62,6 +62,13 @@ ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "binary_log_loss": 1, "log_loss": 2}
 SOLVERS = {"sgd": 0, "adam": 1}
 DEFAULT_CHUNK = 4096   # rows per forward pass in predict (bounds the workspace)
+# Row blocking of the layer GEMMs (train_epoch's gemm_mnk): OpenBLAS's SkylakeX kernels (which it
+# also runs on Cooperlake / Sapphire Rapids and on AVX-512 AMD CPUs) take an unpacked "small matrix" path when
+# m*n*k <= 100**3, which on a (200 x 256) @ (256 x 128) layer product is ~15% faster per flop than
+# the packed path when the product is done as 7 blocks of 29 rows instead of one call. Same
+# flops; only the call pattern changes. Blocks of fewer rows than this are not worth it:
+cdef enum:
+    MIN_BLOCK_ROWS = 8
 
 
 # ---- typed dispatch to the C kernels ---------------------------------------------------------
@@ -148,6 +155,7 @@ cdef struct Net:
     Py_ssize_t max_width    # max(sizes[1:])
     int act                 # hidden activation code
     int loss                # output/loss code
+    Py_ssize_t gemm_mnk     # > 0: split the big GEMMs into row blocks of at most this m*n*k
 
 
 cdef inline Py_ssize_t _act_offset(const Net *net, int l) noexcept nogil:
@@ -170,6 +178,21 @@ def workspace_size(const Py_ssize_t[::1] sizes, Py_ssize_t batch):
     return batch * (total + 2 * max_width + sizes[0] + sizes[sizes.shape[0] - 1])
 
 
+cdef inline Py_ssize_t _row_block(const Net *net, Py_ssize_t n, Py_ssize_t fan_in,
+                                   Py_ssize_t fan_out) noexcept nogil:
+    """Rows per GEMM call for a layer product over n rows: all n, or -- when net.gemm_mnk is
+    set and fan_in * fan_out * n exceeds it -- near-equal blocks of at most
+    gemm_mnk / (fan_in * fan_out) rows (not fewer than MIN_BLOCK_ROWS)."""
+    cdef Py_ssize_t cap, n_blocks
+    if net.gemm_mnk <= 0:
+        return n
+    cap = net.gemm_mnk // (fan_in * fan_out)
+    if cap >= n or cap < MIN_BLOCK_ROWS:
+        return n
+    n_blocks = (n + cap - 1) // cap
+    return (n + n_blocks - 1) // n_blocks
+
+
 cdef void _forward(const Net *net, const floating *params, const floating *x, Py_ssize_t n,
                    floating *work) noexcept nogil:
     """Hidden activations a_l = f(a_{l-1} @ W_l + b_l) for l < L and the output pre-activation
@@ -177,15 +200,20 @@ cdef void _forward(const Net *net, const floating *params, const floating *x, Py
     cdef const floating *a_prev = x
     cdef floating *a
     cdef int l
-    cdef Py_ssize_t fan_in, fan_out
+    cdef Py_ssize_t fan_in, fan_out, block, r, rows
     for l in range(1, net.n_layers + 1):
         fan_in = net.sizes[l - 1]
         fan_out = net.sizes[l]
         a = work + _act_offset(net, l)
-        # a = a_prev @ W_l
-        _gemm_rm(False, False, <int>n, <int>fan_out, <int>fan_in, <floating>1.0,
-                 a_prev, <int>fan_in, params + net.w_off[l - 1], <int>fan_out,
-                 <floating>0.0, a, <int>fan_out)
+        block = _row_block(net, n, fan_in, fan_out)
+        r = 0
+        while r < n:
+            rows = min(block, n - r)
+            # a[r:r+rows] = a_prev[r:r+rows] @ W_l
+            _gemm_rm(False, False, <int>rows, <int>fan_out, <int>fan_in, <floating>1.0,
+                     a_prev + r * fan_in, <int>fan_in, params + net.w_off[l - 1], <int>fan_out,
+                     <floating>0.0, a + r * fan_out, <int>fan_out)
+            r += rows
         # a = f(a + b_l)  (identity on the output layer: the loss kernel applies its link)
         _bias_act(n, fan_out, a, params + net.b_off[l - 1], net.act if l < net.n_layers else 0)
         a_prev = a
@@ -199,7 +227,7 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
     dx is not NULL (a network stacked on top of another, e.g. a recurrent encoder, needs it).
     Returns a fastseq status."""
     cdef int L = net.n_layers, l, status
-    cdef Py_ssize_t fan_in, fan_out
+    cdef Py_ssize_t fan_in, fan_out, block, r, rows
     cdef floating *delta = work + _act_offset(net, L + 1)
     cdef floating *delta_prev = delta + net.batch * net.max_width
     cdef floating *tmp
@@ -215,10 +243,16 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
         fan_in = net.sizes[l - 1]
         fan_out = net.sizes[l]
         a_prev = x if l == 1 else work + _act_offset(net, l - 1)
-        # grad W_l = a_prev.T @ delta_l
-        _gemm_rm(True, False, <int>fan_in, <int>fan_out, <int>n, <floating>1.0,
-                 a_prev, <int>fan_in, delta, <int>fan_out, <floating>0.0,
-                 grads + net.w_off[l - 1], <int>fan_out)
+        block = _row_block(net, n, fan_in, fan_out)
+        r = 0
+        while r < n:
+            rows = min(block, n - r)
+            # grad W_l = a_prev.T @ delta_l, accumulated over row blocks:
+            # grad W_l (+)= a_prev[r:r+rows].T @ delta_l[r:r+rows]
+            _gemm_rm(True, False, <int>fan_in, <int>fan_out, <int>rows, <floating>1.0,
+                     a_prev + r * fan_in, <int>fan_in, delta + r * fan_out, <int>fan_out,
+                     <floating>(0.0 if r == 0 else 1.0), grads + net.w_off[l - 1], <int>fan_out)
+            r += rows
         # (grad b_l = delta_l.sum(axis=0) was formed with delta_l)
         if l > 1:
             # delta_{l-1} = (delta_l @ W_l.T) * f'(a_{l-1})
@@ -261,6 +295,7 @@ cdef Net _make_net(const Py_ssize_t[::1] sizes, const Py_ssize_t[::1] w_off,
         net.max_width = max(net.max_width, sizes[l])
     net.act = act
     net.loss = loss
+    net.gemm_mnk = 0
     return net
 
 
@@ -324,7 +359,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
                 const Py_ssize_t[::1] b_off, Py_ssize_t n_weights, int act, int loss,
                 Py_ssize_t batch_size, int solver, double lr, double momentum, bint nesterov,
                 double beta1, double beta2, double epsilon, double alpha, double max_grad_norm,
-                long long adam_t):
+                long long adam_t, Py_ssize_t gemm_mnk=0):
     """One epoch of mini-batch training, entirely in compiled code.
 
     Batches are rows ``order[s:s+batch_size]`` of X/Y (gathered into the workspace), or the
@@ -332,6 +367,10 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
     gradient clipping by global norm (``max_grad_norm`` > 0), then one fused optimizer step with
     L2 decay ``alpha / batch`` on the weights: SGD(momentum, Nesterov) updates state1 (velocity);
     Adam updates state1/state2 (moments) with the step count ``adam_t``.
+
+    ``gemm_mnk`` > 0 splits each layer's forward product and weight-gradient product into row
+    blocks with m*n*k <= gemm_mnk (the weight gradient accumulates over the blocks: the same
+    sums, rounded in a different order); 0 = one GEMM call per product.
 
     Returns ``(status, summed_batch_loss, adam_t, n_updates)`` where summed_batch_loss is
     sum over batches of batch_objective * batch_rows (scikit-learn's accumulated_loss). On a
@@ -341,6 +380,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
     cdef Py_ssize_t n = X.shape[0], n_params = params.shape[0]
     cdef Py_ssize_t n_in = X.shape[1], n_out = Y.shape[1]
     cdef Net net = _make_net(sizes, w_off, b_off, batch_size, act, loss)
+    net.gemm_mnk = gemm_mnk
     cdef const Py_ssize_t[::1] idx
     cdef bint shuffled = order is not None
     if shuffled:

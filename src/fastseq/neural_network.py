@@ -5,6 +5,8 @@ backward GEMMs, gradient clipping and the fused optimizer update over one flat p
 runs in compiled code (``_nn.pyx`` + ``csrc/nn.c``), one call per epoch. Python only validates,
 initialises, and keeps scikit-learn's epoch bookkeeping (``_training.EpochLoop``).
 """
+import functools
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +32,34 @@ from ._validation import check_blas_dims
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceWarning"]
 
 _DTYPES = [np.float64, np.float32]
+
+# OpenBLAS core types whose GEMM has the unpacked small-matrix path for m*n*k <= 100**3
+# (kernel/x86_64/?gemm_small_kernel_permit_skylakex.c; Cooperlake and Sapphire Rapids use the
+# SkylakeX kernels). On other cores (Haswell, Zen without AVX-512, ...) the packed path runs
+# whatever the size, and splitting a product into small blocks would only make it slower.
+_SMALL_GEMM_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+_SMALL_GEMM_MNK = 100**3
+
+
+@functools.cache
+def _gemm_block_mnk():
+    """m*n*k budget for row-blocking the training GEMMs (see ``_nn.train_epoch``), 0 for none.
+
+    Decided once per process from the OpenBLAS that SciPy's ``cython_blas`` (hence fastseq)
+    calls, as reported by threadpoolctl (it honours ``OPENBLAS_CORETYPE``)."""
+    try:
+        import scipy
+        import threadpoolctl
+
+        infos = [i for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
+        scipy_dir = os.path.dirname(scipy.__file__)
+        # SciPy's own copy (wheels: site-packages/scipy.libs/...), else the only OpenBLAS loaded
+        ours = [i for i in infos if str(i.get("filepath", "")).startswith(scipy_dir)]
+        info = ours[0] if len(ours) == 1 else (infos[0] if len(infos) == 1 else None)
+    except Exception:  # no threadpoolctl / unexpected library layout: no blocking
+        return 0
+    core = str((info or {}).get("architecture") or "").lower()
+    return _SMALL_GEMM_MNK if core in _SMALL_GEMM_CORES else 0
 
 
 class _BaseMLP(BaseEstimator):
@@ -186,7 +216,8 @@ class _BaseMLP(BaseEstimator):
                 params, grads, state["m1"], state["m2"], snapshot, work, X, Y, order, sizes,
                 w_off, b_off, layout.n_weights, act, loss, batch, solver, lr,
                 float(self.momentum), nesterov, float(self.beta_1), float(self.beta_2),
-                float(self.epsilon), float(self.alpha), max_norm, state["adam_t"])
+                float(self.epsilon), float(self.alpha), max_norm, state["adam_t"],
+                _gemm_block_mnk())
             if status != 0:
                 # the optimizer state saw the bad step: start it afresh on the next call
                 state["m1"][...] = 0
