@@ -42,24 +42,33 @@ _SMALL_GEMM_MNK = 100**3
 
 
 @functools.cache
-def _gemm_block_mnk():
-    """m*n*k budget for row-blocking the training GEMMs (see ``_nn.train_epoch``), 0 for none.
-
-    Decided once per process from the OpenBLAS that SciPy's ``cython_blas`` (hence fastseq)
-    calls, as reported by threadpoolctl (it honours ``OPENBLAS_CORETYPE``)."""
+def _scipy_openblas():
+    """threadpoolctl's controller of the OpenBLAS that SciPy's ``cython_blas`` (hence fastseq)
+    calls, or None if it cannot be told apart (found once per process)."""
     try:
         import scipy
         import threadpoolctl
 
-        infos = [i for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
-        scipy_dir = os.path.dirname(scipy.__file__)
+        libs = [lc for lc in threadpoolctl.ThreadpoolController().lib_controllers
+                if lc.internal_api == "openblas"]
         # SciPy's own copy (wheels: site-packages/scipy.libs/...), else the only OpenBLAS loaded
-        ours = [i for i in infos if str(i.get("filepath", "")).startswith(scipy_dir)]
-        info = ours[0] if len(ours) == 1 else (infos[0] if len(infos) == 1 else None)
-    except Exception:  # no threadpoolctl / unexpected library layout: no blocking
+        scipy_dir = os.path.dirname(scipy.__file__)
+        ours = [lc for lc in libs if str(lc.filepath).startswith(scipy_dir)]
+        return ours[0] if len(ours) == 1 else (libs[0] if len(libs) == 1 else None)
+    except Exception:  # no threadpoolctl / unexpected library layout: treat as unknown BLAS
+        return None
+
+
+def _gemm_block_mnk():
+    """m*n*k budget for row-blocking the training GEMMs (see ``_nn.train_epoch``), 0 for none.
+
+    Blocking pays only where OpenBLAS has the small-matrix path (core type as reported by
+    threadpoolctl, which honours ``OPENBLAS_CORETYPE``) and runs one thread: that path is
+    single-threaded, while one big product is split over all of OpenBLAS's threads."""
+    lib = _scipy_openblas()
+    if lib is None or str(getattr(lib, "architecture", "")).lower() not in _SMALL_GEMM_CORES:
         return 0
-    core = str((info or {}).get("architecture") or "").lower()
-    return _SMALL_GEMM_MNK if core in _SMALL_GEMM_CORES else 0
+    return _SMALL_GEMM_MNK if lib.get_num_threads() == 1 else 0
 
 
 class _BaseMLP(BaseEstimator):
