@@ -213,9 +213,11 @@ cdef void _forward(const Net *net, const floating *params, const floating *x, Py
             _gemm_rm(False, False, <int>rows, <int>fan_out, <int>fan_in, <floating>1.0,
                      a_prev + r * fan_in, <int>fan_in, params + net.w_off[l - 1], <int>fan_out,
                      <floating>0.0, a + r * fan_out, <int>fan_out)
+            # a[r:r+rows] = f(a[r:r+rows] + b_l) while the block is still in cache
+            # (identity on the output layer: the loss kernel applies its link)
+            _bias_act(rows, fan_out, a + r * fan_out, params + net.b_off[l - 1],
+                      net.act if l < net.n_layers else 0)
             r += rows
-        # a = f(a + b_l)  (identity on the output layer: the loss kernel applies its link)
-        _bias_act(n, fan_out, a, params + net.b_off[l - 1], net.act if l < net.n_layers else 0)
         a_prev = a
 
 
