@@ -50,6 +50,70 @@ def test_colsum(rng, dtype, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_backward_colsum(rng, dtype, shape, act):
+    # the fused backward kernel: delta *= f'(z) and the bias gradient delta.sum(0) in one pass
+    a = ref.activation((3 * rng.normal(size=shape)), act).astype(dtype)
+    if act == "relu":
+        a[0, 0] = 0  # the subgradient at z == 0 is 0
+    delta = rng.normal(size=shape).astype(dtype)
+    d, bias_grad = delta.copy(), np.full(shape[1], np.nan, dtype=dtype)
+    _nn.act_backward_colsum(d, a, _nn.ACTIVATIONS[act], bias_grad)
+    want = delta.astype(np.float64) * ref.activation_derivative_from_output(
+        a.astype(np.float64), act)
+    np.testing.assert_allclose(d, want, **TOL[dtype])
+    np.testing.assert_allclose(bias_grad, want.sum(axis=0), **TOL[dtype])
+    # same arithmetic, in the same order, as the two separate kernels
+    d2, b2 = delta.copy(), np.empty_like(bias_grad)
+    _nn.act_backward(d2, a, _nn.ACTIVATIONS[act])
+    _nn.colsum(d2, b2)
+    np.testing.assert_array_equal(d, d2)
+    np.testing.assert_array_equal(bias_grad, b2)
+    with pytest.raises(ValueError, match="bias_grad"):
+        _nn.act_backward_colsum(d, a, 0, np.empty(shape[1] + 1, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [1, 3, 17, 100])
+def test_gather_rows(rng, dtype, width):
+    src = rng.normal(size=(50, width)).astype(dtype)
+    idx = rng.permutation(50)[:23].astype(np.intp)
+    nxt = rng.permutation(50)[:7].astype(np.intp)
+    dst = np.full((30, width), np.nan, dtype=dtype)
+    _nn.gather_rows(idx, src, dst, nxt)
+    np.testing.assert_array_equal(dst[:23], src[idx])
+    assert np.isnan(dst[23:]).all()
+    _nn.gather_rows(idx[:0], src, dst, nxt[:0])  # empty batch, nothing to prefetch
+    with pytest.raises(ValueError, match="out of range"):
+        _nn.gather_rows(np.array([0, 50], dtype=np.intp), src, dst, nxt)
+    with pytest.raises(ValueError, match="out of range"):
+        _nn.gather_rows(idx, src, dst, np.array([-1], dtype=np.intp))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_and_delta_with_bias_grad(rng, dtype, shape, loss):
+    # the output layer's bias gradient (column sums of delta) formed in the loss pass
+    z = (2 * rng.normal(size=shape)).astype(dtype)
+    y = _targets(rng, loss, shape, dtype)
+    delta, bias_grad = np.empty_like(z), np.full(shape[1], np.nan, dtype=dtype)
+    status, total = _nn.loss_and_delta(_nn.LOSSES[loss], z, y, delta, 0.25, bias_grad)
+    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64),
+                                                    loss)
+    assert status == 0
+    np.testing.assert_allclose(total, want_total, **TOL[dtype])
+    np.testing.assert_allclose(delta, 0.25 * want_delta, **TOL[dtype])
+    np.testing.assert_allclose(bias_grad, 0.25 * want_delta.sum(axis=0), **TOL[dtype])
+    # delta may alias z (the softmax then recomputes its exponentials): same results
+    zd = z.copy()
+    status, total2 = _nn.loss_and_delta(_nn.LOSSES[loss], zd, y, zd, 0.25)
+    assert status == 0 and total2 == total
+    np.testing.assert_array_equal(zd, delta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_loss_and_delta(rng, dtype, shape, loss):
     z = (2 * rng.normal(size=shape)).astype(dtype)
@@ -118,6 +182,38 @@ def test_adam_steps(rng, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [5, 16, 37, 100])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_steps_return_squared_norm_of_new_weights(rng, dtype, n, solver):
+    # ||w[:n_decay]||^2 after the step: the L2 term of the next batch's objective
+    w, v, v2, g = (rng.normal(size=n).astype(dtype) for _ in range(4))
+    v2 = np.abs(v2)
+    n_decay = (2 * n) // 3
+    if solver == "sgd":
+        status, w_sq = _nn.sgd_step(w, v, g, n_decay, 0.5, 0.01, 0.1, 0.9, True,
+                                    return_w_sq=True)
+    else:
+        status, w_sq = _nn.adam_step(w, v, v2, g, n_decay, 0.5, 0.01, 0.1, 0.9, 0.999, 1e-8, 3,
+                                     return_w_sq=True)
+    assert status == 0
+    np.testing.assert_allclose(w_sq, np.sum(w[:n_decay].astype(np.float64) ** 2), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [0, 20, 47, 49])
+def test_steps_report_nonfinite_anywhere(dtype, bad):
+    # the finiteness check is split in lanes: an inf gradient in a full block, in the tail,
+    # in the decayed prefix or among the biases must all be caught
+    n, n_decay = 50, 30
+    w = np.linspace(-1, 1, n).astype(dtype)
+    g = np.zeros(n, dtype=dtype)
+    g[bad] = np.inf
+    assert _nn.sgd_step(w.copy(), np.zeros_like(w), g, n_decay, 1.0, 0.0, 0.1, 0.0, False) == 1
+    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), g, n_decay, 1.0, 0.0,
+                         0.1, 0.9, 0.999, 1e-8, 1) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_steps_report_nonfinite_weights(dtype):
     w = np.array([1.0, 2.0], dtype=dtype)
     g = np.array([np.inf, 0.0], dtype=dtype)
@@ -168,4 +264,41 @@ def test_network_loss_grad_vs_reference(rng, dtype, widths, n, act, loss):
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(value, want, **tol)
     for a, b in zip(gw + gb + [dX], rgw + rgb + [rdX]):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("gemm_mnk", [0, 693])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_train_epoch_vs_reference(rng, dtype, solver, gemm_mnk, shuffled):
+    # The compiled epoch (gathered shuffled batches, fused bias gradients, ||W||^2 carried by the
+    # optimizer step, and with gemm_mnk > 0 the layer GEMMs split into row blocks: here layers 1
+    # and 2 in blocks of <= 10 and 9 rows, the output layer whole) against the NumPy epoch.
+    from fastseq._training import FlatLayout
+    widths, n, batch, alpha, lr = [6, 11, 7, 3], 67, 25, 0.3, 0.05
+    coefs = [rng.uniform(-0.6, 0.6, (a, b)) for a, b in zip(widths[:-1], widths[1:])]
+    intercepts = [rng.uniform(-0.6, 0.6, b) for b in widths[1:]]
+    X = rng.normal(size=(n, widths[0])).astype(dtype)
+    Y = _targets(rng, "log_loss", (n, widths[-1]), dtype)
+    order = rng.permutation(n).astype(np.intp) if shuffled else None
+    sizes = np.array(widths, dtype=np.intp)
+    layout = FlatLayout([W.shape for W in coefs], [b.shape for b in intercepts])
+    params = layout.pack(coefs, intercepts, dtype)
+    m1, m2 = np.zeros_like(params), np.zeros_like(params)
+    status, total, adam_t, n_updates = _nn.train_epoch(
+        params, np.empty_like(params), m1, m2, np.empty_like(params),
+        np.full(_nn.workspace_size(sizes, batch), np.nan, dtype=dtype), X, Y, order, sizes,
+        layout.weight_offsets, layout.bias_offsets, layout.n_weights, _nn.ACTIVATIONS["tanh"],
+        _nn.LOSSES["log_loss"], batch, _nn.SOLVERS[solver], lr, 0.9, True, 0.9, 0.999, 1e-8,
+        alpha, -1.0, 0, gemm_mnk)
+    assert status == 0 and n_updates == 3 and adam_t == (3 if solver == "adam" else 0)
+    rc, ri = [c.copy() for c in coefs], [b.copy() for b in intercepts]
+    Xr, Yr = (X, Y) if order is None else (X[order], Y[order])
+    want = ref.train_epoch(rc, ri, Xr.astype(np.float64), Yr.astype(np.float64), "tanh",
+                           "log_loss", batch, lr, alpha=alpha, solver=solver)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(total / n, want, **tol)
+    gw, gb = layout.views(params)
+    for a, b in zip(gw + gb, rc + ri):
         np.testing.assert_allclose(a, b, **tol)

@@ -5,6 +5,8 @@ backward GEMMs, gradient clipping and the fused optimizer update over one flat p
 runs in compiled code (``_nn.pyx`` + ``csrc/nn.c``), one call per epoch. Python only validates,
 initialises, and keeps scikit-learn's epoch bookkeeping (``_training.EpochLoop``).
 """
+import functools
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +32,43 @@ from ._validation import check_blas_dims
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceWarning"]
 
 _DTYPES = [np.float64, np.float32]
+
+# OpenBLAS core types whose GEMM has the unpacked small-matrix path for m*n*k <= 100**3
+# (kernel/x86_64/?gemm_small_kernel_permit_skylakex.c; Cooperlake and Sapphire Rapids use the
+# SkylakeX kernels). On other cores (Haswell, Zen without AVX-512, ...) the packed path runs
+# whatever the size, and splitting a product into small blocks would only make it slower.
+_SMALL_GEMM_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+_SMALL_GEMM_MNK = 100**3
+
+
+@functools.cache
+def _scipy_openblas():
+    """threadpoolctl's controller of the OpenBLAS that SciPy's ``cython_blas`` (hence fastseq)
+    calls, or None if it cannot be told apart (found once per process)."""
+    try:
+        import scipy
+        import threadpoolctl
+
+        libs = [lc for lc in threadpoolctl.ThreadpoolController().lib_controllers
+                if lc.internal_api == "openblas"]
+        # SciPy's own copy (wheels: site-packages/scipy.libs/...), else the only OpenBLAS loaded
+        scipy_dir = os.path.dirname(scipy.__file__)
+        ours = [lc for lc in libs if str(lc.filepath).startswith(scipy_dir)]
+        return ours[0] if len(ours) == 1 else (libs[0] if len(libs) == 1 else None)
+    except Exception:  # no threadpoolctl / unexpected library layout: treat as unknown BLAS
+        return None
+
+
+def _gemm_block_mnk():
+    """m*n*k budget for row-blocking the training GEMMs (see ``_nn.train_epoch``), 0 for none.
+
+    Blocking pays only where OpenBLAS has the small-matrix path (core type as reported by
+    threadpoolctl, which honours ``OPENBLAS_CORETYPE``) and runs one thread: that path is
+    single-threaded, while one big product is split over all of OpenBLAS's threads."""
+    lib = _scipy_openblas()
+    if lib is None or str(getattr(lib, "architecture", "")).lower() not in _SMALL_GEMM_CORES:
+        return 0
+    return _SMALL_GEMM_MNK if lib.get_num_threads() == 1 else 0
 
 
 class _BaseMLP(BaseEstimator):
@@ -186,7 +225,8 @@ class _BaseMLP(BaseEstimator):
                 params, grads, state["m1"], state["m2"], snapshot, work, X, Y, order, sizes,
                 w_off, b_off, layout.n_weights, act, loss, batch, solver, lr,
                 float(self.momentum), nesterov, float(self.beta_1), float(self.beta_2),
-                float(self.epsilon), float(self.alpha), max_norm, state["adam_t"])
+                float(self.epsilon), float(self.alpha), max_norm, state["adam_t"],
+                _gemm_block_mnk())
             if status != 0:
                 # the optimizer state saw the bad step: start it afresh on the next call
                 state["m1"][...] = 0
