@@ -17,6 +17,11 @@
 
 #define FS_ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Element (r, k) of the left operand: row-major A (lda = row stride) or, for the "_t" kernels,
+ * the transpose of a row-major matrix (A^T[r, k] = A[k * lda + r]). */
+#define FS_A_N(r, k) A[(r) * lda + (k)]
+#define FS_A_T(r, k) A[(k) * lda + (r)]
+
 ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
 {
     return (N + nr - 1) / nr * K * nr;
@@ -37,22 +42,22 @@ ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    void fs_pack_lstm_whh_##SFX(ptrdiff_t H, const REAL *w_hh, REAL *Bp)                          \
+    void fs_pack_lstm_gates_##SFX(ptrdiff_t H, ptrdiff_t K, const REAL *w, REAL *Bp)             \
     {                                                                                              \
         const ptrdiff_t U = NR / 4;                                                                \
         for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {                                                  \
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;                                          \
-            for (ptrdiff_t k = 0; k < H; ++k, Bp += NR)                                            \
+            for (ptrdiff_t k = 0; k < K; ++k, Bp += NR)                                            \
                 for (ptrdiff_t q = 0; q < 4; ++q)                                                  \
                     for (ptrdiff_t u = 0; u < U; ++u)                                              \
-                        Bp[q * U + u] = u < nu ? w_hh[(q * H + u0 + u) * H + k] : 0;               \
+                        Bp[q * U + u] = u < nu ? w[(q * H + u0 + u) * K + k] : 0;                  \
         }                                                                                          \
     }
 FS_DEF_PACK(f, float, FS_TILE_NR_F)
 FS_DEF_PACK(d, double, FS_TILE_NR_D)
 
 /* ---- portable kernel ---------------------------------------------------------------------- */
-#define FS_DEF_GENERIC(SFX, REAL, NR)                                                             \
+#define FS_DEF_GENERIC(SFX, REAL, NR, AX)                                                         \
     static void tile_generic_##SFX(int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
                                    const REAL *Bp, REAL *C)                                       \
     {                                                                                              \
@@ -61,19 +66,21 @@ FS_DEF_PACK(d, double, FS_TILE_NR_D)
                 C[r * NR + c] = 0;                                                                 \
         for (ptrdiff_t k = 0; k < K; ++k)                                                          \
             for (int r = 0; r < mr; ++r) {                                                         \
-                const REAL a = A[r * lda + k];                                                     \
+                const REAL a = AX(r, k);                                                           \
                 REAL *restrict cr = C + r * NR;                                                    \
                 const REAL *restrict b = Bp + k * NR;                                              \
                 for (int c = 0; c < NR; ++c)                                                       \
                     cr[c] += a * b[c];                                                             \
             }                                                                                      \
     }
-FS_DEF_GENERIC(f, float, FS_TILE_NR_F)
-FS_DEF_GENERIC(d, double, FS_TILE_NR_D)
+FS_DEF_GENERIC(f, float, FS_TILE_NR_F, FS_A_N)
+FS_DEF_GENERIC(d, double, FS_TILE_NR_D, FS_A_N)
+FS_DEF_GENERIC(tf, float, FS_TILE_NR_F, FS_A_T)
+FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
 
 #ifdef FS_HAVE_X86_KERNELS
 /* ---- AVX-512F: tile mr x (4 vectors of W) ------------------------------------------------- */
-#define FS_DEF_AVX512(SFX, REAL, VT, S, W)                                                        \
+#define FS_DEF_AVX512(SFX, REAL, VT, S, W, AX)                                                        \
     FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void                                      \
     tile512_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
                       REAL *C)                                                                     \
@@ -86,7 +93,7 @@ FS_DEF_GENERIC(d, double, FS_TILE_NR_D)
             const VT b0 = _mm512_loadu_##S(b), b1 = _mm512_loadu_##S(b + W);                      \
             const VT b2 = _mm512_loadu_##S(b + 2 * W), b3 = _mm512_loadu_##S(b + 3 * W);          \
             for (int r = 0; r < mr; ++r) {                                                         \
-                const VT a = _mm512_set1_##S(A[r * lda + k]);                                      \
+                const VT a = _mm512_set1_##S(AX(r, k));                                            \
                 c0[r] = _mm512_fmadd_##S(a, b0, c0[r]);                                            \
                 c1[r] = _mm512_fmadd_##S(a, b1, c1[r]);                                            \
                 c2[r] = _mm512_fmadd_##S(a, b2, c2[r]);                                            \
@@ -113,11 +120,13 @@ FS_DEF_GENERIC(d, double, FS_TILE_NR_D)
         default: tile512_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
         }                                                                                          \
     }
-FS_DEF_AVX512(f, float, __m512, ps, 16)
-FS_DEF_AVX512(d, double, __m512d, pd, 8)
+FS_DEF_AVX512(f, float, __m512, ps, 16, FS_A_N)
+FS_DEF_AVX512(d, double, __m512d, pd, 8, FS_A_N)
+FS_DEF_AVX512(tf, float, __m512, ps, 16, FS_A_T)
+FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
 
 /* ---- AVX2+FMA: the 8-vector panel in 4 strips of 2 vectors, tile mr x 2 each -------------- */
-#define FS_DEF_AVX2(SFX, REAL, VT, S, W)                                                          \
+#define FS_DEF_AVX2(SFX, REAL, VT, S, W, AX)                                                          \
     FS_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void                                     \
     tile256_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
                       REAL *C)                                                                     \
@@ -130,7 +139,7 @@ FS_DEF_AVX512(d, double, __m512d, pd, 8)
                 const REAL *b = Bp + k * 8 * W + s * 2 * W;                                        \
                 const VT b0 = _mm256_loadu_##S(b), b1 = _mm256_loadu_##S(b + W);                  \
                 for (int r = 0; r < mr; ++r) {                                                     \
-                    const VT a = _mm256_set1_##S(A[r * lda + k]);                                  \
+                    const VT a = _mm256_set1_##S(AX(r, k));                                        \
                     c0[r] = _mm256_fmadd_##S(a, b0, c0[r]);                                        \
                     c1[r] = _mm256_fmadd_##S(a, b1, c1[r]);                                        \
                 }                                                                                  \
@@ -153,8 +162,10 @@ FS_DEF_AVX512(d, double, __m512d, pd, 8)
         default: tile256_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
         }                                                                                          \
     }
-FS_DEF_AVX2(f, float, __m256, ps, 8)
-FS_DEF_AVX2(d, double, __m256d, pd, 4)
+FS_DEF_AVX2(f, float, __m256, ps, 8, FS_A_N)
+FS_DEF_AVX2(d, double, __m256d, pd, 4, FS_A_N)
+FS_DEF_AVX2(tf, float, __m256, ps, 8, FS_A_T)
+FS_DEF_AVX2(td, double, __m256d, pd, 4, FS_A_T)
 #endif /* FS_HAVE_X86_KERNELS */
 
 static int fs_best_isa(void)
@@ -175,24 +186,20 @@ int fs_tile_isa(int isa)
     return (isa <= 0 || isa > best) ? best : isa;
 }
 
-fs_tile_f_fn fs_tile_kernel_f(int isa)
-{
-    switch (fs_tile_isa(isa)) {
 #ifdef FS_HAVE_X86_KERNELS
-    case 3: return tile512_f;
-    case 2: return tile256_f;
-#endif
-    default: return tile_generic_f;
+#define FS_PICK(name) \
+    switch (fs_tile_isa(isa)) { \
+    case 3: return tile512_##name; \
+    case 2: return tile256_##name; \
+    default: return tile_generic_##name; \
     }
-}
+#else
+#define FS_PICK(name) \
+    (void)isa; \
+    return tile_generic_##name;
+#endif
 
-fs_tile_d_fn fs_tile_kernel_d(int isa)
-{
-    switch (fs_tile_isa(isa)) {
-#ifdef FS_HAVE_X86_KERNELS
-    case 3: return tile512_d;
-    case 2: return tile256_d;
-#endif
-    default: return tile_generic_d;
-    }
-}
+fs_tile_f_fn fs_tile_kernel_f(int isa) { FS_PICK(f) }
+fs_tile_d_fn fs_tile_kernel_d(int isa) { FS_PICK(d) }
+fs_tile_f_fn fs_tile_t_kernel_f(int isa) { FS_PICK(tf) }
+fs_tile_d_fn fs_tile_t_kernel_d(int isa) { FS_PICK(td) }

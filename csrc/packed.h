@@ -35,6 +35,10 @@ typedef void (*fs_tile_d_fn)(int mr, ptrdiff_t K, const double *A, ptrdiff_t lda
  * 2 = AVX2+FMA, 3 = AVX-512F (a forced ISA the CPU lacks falls back to the best available). */
 fs_tile_f_fn fs_tile_kernel_f(int isa);
 fs_tile_d_fn fs_tile_kernel_d(int isa);
+/* The same with the left operand transposed: C[r * NR + c] = sum_k A[k * lda + r] panel[k, c]
+ * (weight gradients dgates^T @ xh without transposing dgates). */
+fs_tile_f_fn fs_tile_t_kernel_f(int isa);
+fs_tile_d_fn fs_tile_t_kernel_d(int isa);
 /* Which ISA fs_tile_kernel_*(isa) resolves to (same codes), for tests and benchmark reports. */
 int fs_tile_isa(int isa);
 
@@ -45,11 +49,12 @@ ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr);
 void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp);
 void fs_pack_rows_d(ptrdiff_t K, ptrdiff_t N, const double *b, ptrdiff_t ldb, double *Bp);
 
-/* Pack the LSTM's W_hh^T (K = H rows, 4H columns) with the gates of a unit block side by side:
- * panel p holds units [p U, p U + U), U = nr / 4, as columns [i(U) f(U) g(U) o(U)], so one tile
- * yields all four gate pre-activations of U units and the cell update can follow at once.
- * Bp[p * H * nr + k * nr + q * U + u] = w_hh[(q * H + p * U + u) * H + k] (0 past unit H). */
-void fs_pack_lstm_whh_f(ptrdiff_t H, const float *w_hh, float *Bp);
-void fs_pack_lstm_whh_d(ptrdiff_t H, const double *w_hh, double *Bp);
+/* Pack the transpose of an LSTM weight matrix w (4H x K, gates stacked i, f, g, o; the driver
+ * passes [w_ih | w_hh], K = D + H) with the gates of a unit block side by side: panel p holds
+ * units [p U, p U + U), U = nr / 4, as columns [i(U) f(U) g(U) o(U)], so one tile yields all four
+ * gate pre-activations of U units and the cell update can follow at once.
+ * Bp[p * K * nr + k * nr + q * U + u] = w[(q * H + p * U + u) * K + k] (0 past unit H). */
+void fs_pack_lstm_gates_f(ptrdiff_t H, ptrdiff_t K, const float *w, float *Bp);
+void fs_pack_lstm_gates_d(ptrdiff_t H, ptrdiff_t K, const double *w, double *Bp);
 
 #endif /* FASTSEQ_PACKED_H */

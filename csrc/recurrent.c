@@ -15,6 +15,8 @@
 
 #include <string.h>
 
+#include <pthread.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,10 +27,8 @@
 
 #if defined(__GNUC__)
 #define FS_INLINE static inline __attribute__((always_inline))
-#define FS_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 #else
 #define FS_INLINE static inline
-#define FS_PREFETCH_W(p) ((void)0)
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTSEQ_NO_DISPATCH)
@@ -42,9 +42,9 @@ static inline int fs_cpu_has_avx2_fma(void)
 #endif
 
 /* The LSTM cell update of one packed tile: rows r < mr, units u0..u0+nu of block row r:
- * z = acc + gates_x + bias -> activations stored to z (stride H between gates), c, h, y.
- * acc: the tile, row r at acc + r * NR laid out [i f g o] (U each), or NULL when there is no
- * recurrent term. z, cp, co: row r at + r * zs / r * H. ho[r], yo[r]: where row r's h goes.
+ * pre-activations acc + bias -> activations stored to z (stride H between gates), c, h, y.
+ * acc: the tile, row r at acc + r * NR laid out [i f g o] (U each). z, cp, co: row r at
+ * + r * zs / r * H. ho[r], yo[r]: where row r's h goes.
  * A NULL cell function means the portable per-row loop of recurrent_impl.h. */
 typedef void (*fs_cell_f_fn)(int mr, int nu, const float *acc, float *z, ptrdiff_t zs,
                              ptrdiff_t H, const float *b, const float *cp, float *co,
@@ -82,11 +82,8 @@ typedef void (*fs_cell_d_fn)(int mr, int nu, const double *acc, double *z, ptrdi
         for (int r = 0; r < mr; ++r) {                                                            \
             REAL *zr = z + r * zs;                                                                \
             VT pre[4];                                                                            \
-            for (int q = 0; q < 4; ++q) {                                                         \
-                pre[q] = _mm512_add_##S(LD_(S, zr + q * H), bq[q]);            \
-                if (acc)                                                                          \
-                    pre[q] = _mm512_add_##S(pre[q], _mm512_loadu_##S(acc + r * 4 * U + q * U));   \
-            }                                                                                     \
+            for (int q = 0; q < 4; ++q)                                                           \
+                pre[q] = _mm512_add_##S(_mm512_loadu_##S(acc + r * 4 * U + q * U), bq[q]);         \
             ST_(S, zr, fs_sigmoid512_##S(pre[0]));                             \
             ST_(S, zr + H, fs_sigmoid512_##S(pre[1]));                         \
             ST_(S, zr + 2 * H, fs_tanh512_##S(pre[2]));                        \
@@ -194,39 +191,81 @@ FS_DISPATCH(void, fs_column_sums_d, fs_column_sums_body_d,
 FS_DISPATCH(int, fs_all_finite_f, fs_all_finite_body_f, (ptrdiff_t n, const float *a), (n, a))
 FS_DISPATCH(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const double *a), (n, a))
 
-/* ---- whole-sequence LSTM on packed weights: one OpenMP team, each thread its own sequences -- */
-static int fs_team_size(ptrdiff_t rows, int max_threads)
+/* ---- whole-sequence LSTM on packed weights: a team of threads, each with its own sequences ---
+ * The team is plain POSIX threads started per call, not an OpenMP region: OpenMP workers spin
+ * after a region (GOMP_SPINCOUNT) and OpenBLAS workers spin after a GEMM, and the driver
+ * alternates our team with BLAS calls, so on two cores each pool's spinning thread stole the core
+ * the other pool's working thread needed (2-thread runs 5-10x slower than 1-thread ones).
+ * Threads that exit cannot spin; starting one costs ~20-50 us, so a call gets a second thread
+ * only with a few MFLOP of work per thread (a tile interleave needs >= 2 row tiles, too). */
+#define FS_MAX_TEAM 64
+#define FS_MIN_FLOP_PER_THREAD 4e6
+
+static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
 {
+    int nt = max_threads;
+    if (nt <= 0) {
 #ifdef _OPENMP
-    int nt = max_threads > 0 ? max_threads : omp_get_max_threads();
+        nt = omp_get_max_threads();   /* OMP_NUM_THREADS / threadpoolctl's "openmp" limit */
 #else
-    int nt = 1;
-    (void)max_threads;
+        nt = 1;
 #endif
+    }
     const ptrdiff_t tiles = (rows + FS_TILE_MR - 1) / FS_TILE_MR;
     if ((ptrdiff_t)nt > tiles)
         nt = (int)tiles;
+    if ((double)nt * FS_MIN_FLOP_PER_THREAD > flops)
+        nt = (int)(flops / FS_MIN_FLOP_PER_THREAD);
+    if (nt > FS_MAX_TEAM)
+        nt = FS_MAX_TEAM;
     return nt < 1 ? 1 : nt;
 }
 
-#ifdef _OPENMP
-#define FS_TEAM_BEGIN(nt)                                                                         \
-    _Pragma("omp parallel num_threads(nt) if (nt > 1)")                                           \
-    {                                                                                             \
-        const int tid_ = omp_get_thread_num(), nt_ = omp_get_num_threads();
-#define FS_TEAM_END }
-#else
-#define FS_TEAM_BEGIN(nt) { const int tid_ = 0, nt_ = 1; (void)(nt);
-#define FS_TEAM_END }
-#endif
+typedef void (*fs_share_fn)(void *arg, int tid, int nt);
+struct fs_share {
+    fs_share_fn fn;
+    void *arg;
+    int tid, nt;
+};
+
+static void *fs_share_main(void *p)
+{
+    struct fs_share *s = (struct fs_share *)p;
+    s->fn(s->arg, s->tid, s->nt);
+    return NULL;
+}
+
+/* fn(arg, tid, nt) for tid in [0, nt): tid 0 on the caller, the others on new threads. If a
+ * thread cannot be started, the caller runs that share itself (same result: shares are
+ * independent). */
+static void fs_run_team(int nt, fs_share_fn fn, void *arg)
+{
+    pthread_t threads[FS_MAX_TEAM];
+    struct fs_share shares[FS_MAX_TEAM];
+    int started[FS_MAX_TEAM];
+    for (int t = 1; t < nt; ++t) {
+        shares[t].fn = fn;
+        shares[t].arg = arg;
+        shares[t].tid = t;
+        shares[t].nt = nt;
+        started[t] = pthread_create(&threads[t], NULL, fs_share_main, &shares[t]) == 0;
+    }
+    fn(arg, 0, nt);
+    for (int t = 1; t < nt; ++t) {
+        if (started[t])
+            pthread_join(threads[t], NULL);
+        else
+            fn(arg, t, nt);
+    }
+}
 
 #define FS_LSTM_FWD_SEQ_PARAMS(R, F, C)                                                             \
-    (int tid, int nt, ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes, int has_h0,         \
-     R *gates, const R *bias, const R *whh_packed, F tile, C cell, const R *c_init, R *cells,     \
-     R *h_in, ptrdiff_t ldh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n)
+    (int tid, int nt, ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,        \
+     R *gates, const R *bias, const R *w_packed, F tile, C cell, const R *c_init, R *cells,       \
+     R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n)
 #define FS_LSTM_FWD_SEQ_ARGS                                                                      \
-    (tid, nt, T, H, batch_sizes, has_h0, gates, bias, whh_packed, tile, cell, c_init, cells,      \
-     h_in, ldh, y, perm, h_n, c_n)
+    (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, xh, y,      \
+     perm, h_n, c_n)
 FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
             FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_cell_f_fn), FS_LSTM_FWD_SEQ_ARGS)
 FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
@@ -251,20 +290,50 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
 #endif
 
 #define FS_DEF_LSTM_SEQ(SFX, R)                                                                   \
-    void fs_lstm_forward_seq_##SFX(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes,        \
-                                   int has_h0, R *gates, const R *bias, const R *whh_packed,      \
-                                   const R *c_init, R *cells, R *h_in, ptrdiff_t ldh, R *y,       \
+    struct fs_fwd_args_##SFX {                                                                    \
+        ptrdiff_t T, D, H;                                                                        \
+        const ptrdiff_t *batch_sizes, *perm;                                                      \
+        R *gates, *cells, *xh, *y, *h_n, *c_n;                                                    \
+        const R *bias, *w_packed, *c_init;                                                        \
+        fs_tile_##SFX##_fn tile;                                                                  \
+        fs_cell_##SFX##_fn cell;                                                                  \
+    };                                                                                            \
+    static void fs_fwd_share_##SFX(void *p, int tid, int nt)                                      \
+    {                                                                                             \
+        const struct fs_fwd_args_##SFX *a = (const struct fs_fwd_args_##SFX *)p;                  \
+        fs_lstm_forward_rows_##SFX(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,  \
+                                   a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->xh,     \
+                                   a->y, a->perm, a->h_n, a->c_n);                                \
+    }                                                                                             \
+    void fs_lstm_forward_seq_##SFX(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,                         \
+                                   const ptrdiff_t *batch_sizes, R *gates, const R *bias,         \
+                                   const R *w_packed, const R *c_init, R *cells, R *xh, R *y,     \
                                    const ptrdiff_t *perm, R *h_n, R *c_n, int isa,                \
                                    int max_threads)                                               \
     {                                                                                             \
-        const fs_tile_##SFX##_fn tile = fs_tile_kernel_##SFX(isa);                                \
-        const fs_cell_##SFX##_fn cell = FS_CELL512(SFX, isa);                                     \
-        const int nt = fs_team_size(batch_sizes[0], max_threads);                                 \
-        FS_TEAM_BEGIN(nt)                                                                         \
-        fs_lstm_forward_rows_##SFX(tid_, nt_, T, H, batch_sizes, has_h0, gates, bias,             \
-                                   whh_packed, tile, cell, c_init, cells, h_in, ldh, y, perm,     \
-                                   h_n, c_n);                                                     \
-        FS_TEAM_END                                                                               \
+        struct fs_fwd_args_##SFX a = {T, D, H, batch_sizes, perm, gates, cells, xh, y, h_n, c_n,  \
+                                      bias, w_packed, c_init, fs_tile_kernel_##SFX(isa),          \
+                                      FS_CELL512(SFX, isa)};                                      \
+        double rows = 0;                                                                          \
+        for (ptrdiff_t t = 0; t < T; ++t)                                                         \
+            rows += (double)batch_sizes[t];                                                       \
+        fs_run_team(fs_team_size(batch_sizes[0], rows * 8.0 * (double)H * (double)(D + H),        \
+                                 max_threads),                                                    \
+                    fs_fwd_share_##SFX, &a);                                                      \
+    }                                                                                             \
+    struct fs_bwd_args_##SFX {                                                                    \
+        ptrdiff_t T, t0, t1, H, D;                                                                \
+        const ptrdiff_t *batch_sizes, *perm;                                                      \
+        const R *gates, *cells, *c_init, *dy, *w_packed;                                          \
+        R *dh, *dc, *dgates, *dx;                                                                 \
+        fs_tile_##SFX##_fn tile;                                                                  \
+    };                                                                                            \
+    static void fs_bwd_share_##SFX(void *p, int tid, int nt)                                      \
+    {                                                                                             \
+        const struct fs_bwd_args_##SFX *a = (const struct fs_bwd_args_##SFX *)p;                  \
+        fs_lstm_backward_rows_##SFX(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,      \
+                                    a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,   \
+                                    a->tile, a->dh, a->dc, a->dgates, a->dx);                     \
     }                                                                                             \
     void fs_lstm_backward_seq_##SFX(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,         \
                                     ptrdiff_t D, const ptrdiff_t *batch_sizes, const R *gates,    \
@@ -272,15 +341,63 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
                                     const ptrdiff_t *perm, const R *w_packed, R *dh, R *dc,       \
                                     R *dgates, R *dx, int isa, int max_threads)                   \
     {                                                                                             \
-        const fs_tile_##SFX##_fn tile = fs_tile_kernel_##SFX(isa);                                \
-        const int nt = fs_team_size(batch_sizes[t0], max_threads);                                \
-        FS_TEAM_BEGIN(nt)                                                                         \
-        fs_lstm_backward_rows_##SFX(tid_, nt_, T, t0, t1, H, D, batch_sizes, gates, cells,        \
-                                    c_init, dy, perm, w_packed, tile, dh, dc, dgates, dx);        \
-        FS_TEAM_END                                                                               \
+        struct fs_bwd_args_##SFX a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,   \
+                                      dy, w_packed, dh, dc, dgates, dx,                           \
+                                      fs_tile_kernel_##SFX(isa)};                                 \
+        double rows = 0;                                                                          \
+        for (ptrdiff_t t = t0; t < t1; ++t)                                                       \
+            rows += (double)batch_sizes[t];                                                       \
+        fs_run_team(fs_team_size(batch_sizes[t0], rows * 8.0 * (double)H * (double)(H + D),       \
+                                 max_threads),                                                    \
+                    fs_bwd_share_##SFX, &a);                                                      \
     }
 FS_DEF_LSTM_SEQ(f, float)
 FS_DEF_LSTM_SEQ(d, double)
+
+/* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
+ * the transposed-A tiles over the packed xh chunk (no BLAS call: see fs_run_team). */
+#define FS_DEF_LSTM_WGRAD(SFX, R, NR)                                                             \
+    struct fs_wgrad_args_##SFX {                                                                  \
+        ptrdiff_t rows, G4, L;                                                                    \
+        const R *dgates, *xh_packed;                                                              \
+        R *dw, *dbias;                                                                            \
+        fs_tile_##SFX##_fn tile;                                                                  \
+    };                                                                                            \
+    static void fs_wgrad_share_##SFX(void *p, int tid, int nt)                                    \
+    {                                                                                             \
+        const struct fs_wgrad_args_##SFX *a = (const struct fs_wgrad_args_##SFX *)p;              \
+        const ptrdiff_t rows = a->rows, G4 = a->G4, L = a->L;                                     \
+        R tbuf[FS_TILE_MR * NR];                                                                  \
+        for (ptrdiff_t i0 = (ptrdiff_t)tid * FS_TILE_MR; i0 < G4; i0 += (ptrdiff_t)nt * FS_TILE_MR) { \
+            const int mr = (int)(G4 - i0 < FS_TILE_MR ? G4 - i0 : FS_TILE_MR);                    \
+            for (ptrdiff_t j0 = 0; j0 < L; j0 += NR) {                                            \
+                const ptrdiff_t nj = L - j0 < NR ? L - j0 : NR;                                   \
+                /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */                              \
+                a->tile(mr, rows, a->dgates + i0, G4, a->xh_packed + (j0 / NR) * rows * NR, tbuf); \
+                for (int r = 0; r < mr; ++r) {                                                    \
+                    R *d = a->dw + (i0 + r) * L + j0;                                             \
+                    for (ptrdiff_t c = 0; c < nj; ++c)                                            \
+                        d[c] += tbuf[r * NR + c];                                                 \
+                }                                                                                 \
+            }                                                                                     \
+            for (ptrdiff_t k = 0; k < rows; ++k)                                                  \
+                for (int r = 0; r < mr; ++r)                                                      \
+                    a->dbias[i0 + r] += a->dgates[k * G4 + i0 + r];                               \
+        }                                                                                         \
+    }                                                                                             \
+    void fs_lstm_weight_grads_##SFX(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const R *dgates,    \
+                                    const R *xh, R *xh_packed, R *dw, R *dbias, int isa,          \
+                                    int max_threads)                                              \
+    {                                                                                             \
+        const ptrdiff_t L = D + H;                                                                \
+        struct fs_wgrad_args_##SFX a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,             \
+                                        fs_tile_t_kernel_##SFX(isa)};                             \
+        fs_pack_rows_##SFX(rows, L, xh, L, xh_packed);                                            \
+        fs_run_team(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
+                    fs_wgrad_share_##SFX, &a);                                                    \
+    }
+FS_DEF_LSTM_WGRAD(f, float, FS_TILE_NR_F)
+FS_DEF_LSTM_WGRAD(d, double, FS_TILE_NR_D)
 
 void fs_gather_rows(ptrdiff_t n, size_t row_bytes, const void *src, ptrdiff_t src_stride_bytes,
                     const ptrdiff_t *perm, void *dst)

@@ -18,31 +18,31 @@
 
 #include <stddef.h>
 
-/* LSTM forward over all T steps on packed recurrent weights (the recurrent product and the cell
- * update fused per tile; see packed.h). Per step and row:
+/* LSTM forward over all T steps on packed weights: per step and tile of rows, one register-tiled
+ * product [x_t | h_{t-1}] @ [w_ih | w_hh]^T (see packed.h) followed by the cell update:
  *   z = x_t w_ih^T + h_{t-1} w_hh^T + bias;  i,f,o = sigmoid(z_i,f,o), g = tanh(z_g)
  *   c = f * c_prev + i * g;  h = o * tanh(c)
  * Rows are the packed, length-sorted layout above:
- *   gates (N, 4H): in x_t w_ih^T (no bias) for every step, out the activations i, f, g, o;
- *   h_in (N rows, row stride ldh >= H): block 0 (rows [0, B)) holds h0 in sorted order (zeros
- *     when none), block t + 1 receives h_t of the n_{t+1} sequences still running (block t is
- *     step t's recurrent input); a sequence's last h goes to h_n only. (The driver interleaves
- *     h_in with x_packed, ldh = D + H, so the weight gradients are one GEMM.)
- *   cells (N, H) out c_t;  c_init (B, H) c0 in sorted order (zeros when none);
+ *   xh (N, D + H): row j = [x_t | h_{t-1}] of packed row j. On entry the x parts of all rows and
+ *     the h parts of step 0's rows (h0 in sorted order, or zeros); the h parts of step t + 1's
+ *     rows receive h_t of the sequences still running (a sequence's last h goes to h_n only).
+ *     The same array is the input of the weight gradients: [dw_ih | dw_hh] = dgates^T @ xh.
+ *   gates (N, 4H): out the activations i, f, g, o;  cells (N, H): out c_t;
+ *   c_init (B, H): c0 in sorted order (zeros when none);
  *   y (B, T, H) batch-first: y[perm[r], t] = h_t[r] (positions past a length untouched);
  *   h_n, c_n (B, H): the state at each sequence's last step, in batch order;
- *   whh_packed: fs_pack_lstm_whh_*(H, w_hh). isa: see fs_tile_kernel_* (0 = best).
- * Each thread of an OpenMP team of min(max_threads, ceil(B / 6)) (max_threads <= 0: the OpenMP
- * default) owns whole sequences (row tiles), so no step waits for another thread. */
-void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes, int has_h0,
-                           float *gates, const float *bias, const float *whh_packed,
-                           const float *c_init, float *cells, float *h_in, ptrdiff_t ldh, float *y,
+ *   w_packed: fs_pack_lstm_gates_*(H, D + H, [w_ih | w_hh]). isa: see fs_tile_kernel_* (0 = best).
+ * Threads: min(max_threads, ceil(B / 6), total flops / 4e6) POSIX threads started for the call
+ * (max_threads <= 0: the OpenMP thread limit, i.e. OMP_NUM_THREADS / threadpoolctl, or 1 without
+ * OpenMP), each owning whole sequences (row tiles), so no step waits for another thread. */
+void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                           float *gates, const float *bias, const float *w_packed,
+                           const float *c_init, float *cells, float *xh, float *y,
                            const ptrdiff_t *perm, float *h_n, float *c_n, int isa,
                            int max_threads);
-void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes, int has_h0,
-                           double *gates, const double *bias, const double *whh_packed,
-                           const double *c_init, double *cells, double *h_in, ptrdiff_t ldh,
-                           double *y,
+void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                           double *gates, const double *bias, const double *w_packed,
+                           const double *c_init, double *cells, double *xh, double *y,
                            const ptrdiff_t *perm, double *h_n, double *c_n, int isa,
                            int max_threads);
 
@@ -69,6 +69,17 @@ void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H
                             const double *cells, const double *c_init, const double *dy,
                             const ptrdiff_t *perm, const double *w_packed, double *dh, double *dc,
                             double *dgates, double *dx, int isa, int max_threads);
+
+/* LSTM weight gradients of a chunk of rows (the backward's dgates of some steps and the matching
+ * rows of xh): dw (4H, D + H) += dgates^T @ xh,  dbias (4H) += dgates.sum(axis=0). xh_packed:
+ * workspace of fs_packed_size(rows, D + H, NR) elements. dw = [dw_ih | dw_hh] side by side.
+ * Threads as in the forward (split over the rows of dw). */
+void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
+                            const float *xh, float *xh_packed, float *dw, float *dbias, int isa,
+                            int max_threads);
+void fs_lstm_weight_grads_d(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const double *dgates,
+                            const double *xh, double *xh_packed, double *dw, double *dbias,
+                            int isa, int max_threads);
 
 /* Elman RNN forward, one step: h = act(z + bias), act = relu if `relu` else tanh.
  * z (n, H): in the pre-activations without bias, out h. Also h_out[r] = h[r] (the next step's

@@ -135,65 +135,57 @@ FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
  * One thread's share: the row tiles [r0, r0 + MR) with r0 / MR = tid (mod nt), at every step.
  * A row is one sequence (rows are sorted by length), and nothing in a step couples two rows, so a
  * thread owns its sequences for the whole call and the threads never wait for each other. Tiles
- * interleave across threads so that a ragged batch (long sequences first) splits evenly. */
-FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_t H,
-                                          const ptrdiff_t *batch_sizes, int has_h0, REAL *gates,
-                                          const REAL *bias, const REAL *whh_packed, TILE_FN tile,
+ * interleave across threads so that a ragged batch (long sequences first) splits evenly.
+ *
+ * Forward, per step: tbuf = [x_t | h_{t-1}][tile rows] @ [w_ih | w_hh]^T (the four gates of a
+ * unit block, K = D + H; the input projection rides in the same tile product instead of a
+ * separate GEMM over all steps), then the cell update of those rows and units. */
+FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
+                                          const ptrdiff_t *batch_sizes, REAL *gates,
+                                          const REAL *bias, const REAL *w_packed, TILE_FN tile,
                                           CELL_FN cell, const REAL *c_init, REAL *cells,
-                                          REAL *h_in, ptrdiff_t ldh, REAL *y,
-                                          const ptrdiff_t *perm, REAL *h_n, REAL *c_n)
+                                          REAL *xh, REAL *y, const ptrdiff_t *perm, REAL *h_n,
+                                          REAL *c_n)
 {
-    const ptrdiff_t U = TILE_NR / 4, G4 = 4 * H;
+    const ptrdiff_t U = TILE_NR / 4, G4 = 4 * H, L = D + H;
     REAL tbuf[FS_TILE_MR * TILE_NR];
     ptrdiff_t off = 0, off_prev = 0;
     for (ptrdiff_t t = 0; t < T; ++t) {
         const ptrdiff_t n = batch_sizes[t], n_next = t + 1 < T ? batch_sizes[t + 1] : 0;
-        const REAL *h_prev = h_in + off * ldh;          /* block t of h_in: h_{t-1}, n rows */
-        REAL *h_out = h_in + (off + n) * ldh;           /* block t + 1: h_t */
+        const REAL *a_in = xh + off * L;                /* rows [x_t | h_{t-1}] of step t */
+        REAL *h_out = xh + (off + n) * L + D;           /* h part of step t + 1's rows */
         const REAL *c_prev = t == 0 ? c_init : cells + off_prev * H;
         REAL *c_out = cells + off * H;
-        REAL *g = gates + off * G4;                     /* holds x_t w_ih^T on entry */
-        const int recur = t > 0 || has_h0;
-        /* panels outer, tiles inner: one panel (H x NR) stays in L1/L2 across this thread's tiles */
+        REAL *g = gates + off * G4;
+        /* panels outer, tiles inner: one panel (L x NR) stays in L1/L2 across this thread's tiles */
         for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;
-            const REAL *panel = whh_packed + (u0 / U) * H * TILE_NR;
+            const REAL *panel = w_packed + (u0 / U) * L * TILE_NR;
             for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR) {
                 const int mr = (int)(n - r0 < FS_TILE_MR ? n - r0 : FS_TILE_MR);
-                if (recur)   /* tbuf = h_{t-1}[r0:r0+mr] @ (the 4 gates of units u0..u0+U) */
-                    tile(mr, H, h_prev + r0 * ldh, ldh, panel, tbuf);
-                /* Step t+1's input projections (computed for all steps up front, so in L3 or
-                 * DRAM by now) are fetched while this step computes: without it the cell
-                 * update below stalls on them (perf: the load of z was its hottest line). */
-                for (ptrdiff_t row = r0; row < r0 + mr && row < n_next; ++row)
-                    for (ptrdiff_t q = 0; q < 4; ++q) {
-                        FS_PREFETCH_W(g + (n + row) * G4 + q * H + u0);
-                        FS_PREFETCH_W(g + (n + row) * G4 + q * H + u0 + nu - 1);
-                    }
+                REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
+                tile(mr, L, a_in + r0 * L, L, panel, tbuf);
+                for (int r = 0; r < mr; ++r) {
+                    const ptrdiff_t row = r0 + r;
+                    /* a sequence ending at t writes h straight to h_n: its row of step t+1 would
+                     * lie past that step's block, in rows another thread fills at step t+1 */
+                    ho[r] = (row < n_next ? h_out + row * L : h_n + perm[row] * H) + u0;
+                    yo[r] = y + (perm[row] * T + t) * H + u0;
+                }
                 if (cell) {
-                    REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
-                    for (int r = 0; r < mr; ++r) {
-                        const ptrdiff_t row = r0 + r;
-                        /* a sequence ending at t writes h straight to h_n: its row of block t+1
-                         * would lie past that block, in rows another thread fills at step t+1 */
-                        ho[r] = (row < n_next ? h_out + row * ldh : h_n + perm[row] * H) + u0;
-                        yo[r] = y + (perm[row] * T + t) * H + u0;
-                    }
-                    cell(mr, (int)nu, recur ? tbuf : NULL, g + r0 * G4 + u0, G4, H, bias + u0,
+                    cell(mr, (int)nu, tbuf, g + r0 * G4 + u0, G4, H, bias + u0,
                          c_prev + r0 * H + u0, c_out + r0 * H + u0, ho, yo);
                     continue;
                 }
                 for (int r = 0; r < mr; ++r) {
                     const ptrdiff_t row = r0 + r;
                     REAL *z = g + row * G4 + u0;
-                    REAL *h_row = row < n_next ? h_out + row * ldh : h_n + perm[row] * H;
-                    if (recur)
-                        for (ptrdiff_t q = 0; q < 4; ++q)
-                            SFX(add_row)(nu, tbuf + r * TILE_NR + q * U, z + q * H);
+                    for (ptrdiff_t q = 0; q < 4; ++q)
+                        memcpy(z + q * H, tbuf + r * TILE_NR + q * U, (size_t)nu * sizeof(REAL));
                     SFX(lstm_forward_row)(nu, z, z + H, z + 2 * H, z + 3 * H, bias + u0,
                                           bias + H + u0, bias + 2 * H + u0, bias + 3 * H + u0,
-                                          c_prev + row * H + u0, c_out + row * H + u0,
-                                          h_row + u0, y + (perm[row] * T + t) * H + u0);
+                                          c_prev + row * H + u0, c_out + row * H + u0, ho[r],
+                                          yo[r]);
                 }
             }
         }

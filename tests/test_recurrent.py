@@ -492,26 +492,28 @@ def test_tile_kernels_match_numpy(rng, dtype, isa):
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
         want = a.astype(np.float64) @ b.astype(np.float64)
-        got = _recurrent.packed_matmul(a, b, isa)
-        assert got.dtype == dtype
         bound = RTOL[dtype] * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
-        assert np.all(np.abs(got - want) <= bound), (M, K, N)
+        for trans_a in (False, True):    # the transposed-A kernels compute the same from a.T
+            got = _recurrent.packed_matmul(np.ascontiguousarray(a.T) if trans_a else a, b, isa,
+                                           trans_a)
+            assert got.dtype == dtype
+            assert np.all(np.abs(got - want) <= bound), (M, K, N, trans_a)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("B,T,D,H", [(13, 7, 5, 37), (20, 80, 3, 90), (1, 30, 2, 17)])
+@pytest.mark.parametrize("B,T,D,H", [(13, 7, 5, 37), (24, 100, 3, 150), (1, 30, 2, 17)])
 def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
     """Shapes past the tiny ones above: several row tiles, unit blocks with a partial last one
-    (H = 37, 17, 90 against blocks of 16 / 8 units), B = 1 streaming, and (20, 80, 3, 90) with
-    more than one backward chunk of steps (1 MiB of dgates each, _recurrent.pyx)."""
+    (H = 37, 17, 150 against blocks of 16 / 8 units), B = 1 streaming, and (24, 100, 3, 150) with
+    more than one backward chunk of steps (2 MiB of dgates each, _recurrent.pyx)."""
     from fastseq._recurrent_ops import _lstm_backward_impl, _lstm_forward_impl, _packing
     # weights scaled by 1/sqrt(H) as in torch's init: larger ones make an 80-step recurrence
     # amplify rounding differences (of summation order) past the reference tolerance
     x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, dtype, True, scale=H ** -0.5)
     lengths = _random_lengths(rng, B, T)
-    if B == 20:
-        assert lengths.sum() * 4 * H * np.dtype(dtype).itemsize > 2 ** 20
+    if B == 24:
+        assert lengths.sum() * 4 * H * np.dtype(dtype).itemsize > 2 ** 21
     out = _lstm_forward_impl(x, w_ih, w_hh, bias, h0, c0, _packing(lengths, B, T), isa)
     want = ref.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
     for name, a, b in zip(("y", "h_n", "c_n"), out[:3], want[:3]):
@@ -526,12 +528,13 @@ def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
 
 
 def test_lstm_results_do_not_depend_on_thread_count(rng):
-    """Each OpenMP thread owns whole sequences and runs the same kernels on them, so the result is
-    bit-identical for any team size (and the same as a run without OpenMP)."""
+    """Each thread of the team owns whole sequences and runs the same kernels on them, so the
+    result is bit-identical for any team size (which follows the OpenMP thread limit)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 29, 12, 6, 20, np.float32, True)
-    lengths = _random_lengths(rng, 29, 12)
-    dy = rng.standard_normal((29, 12, 20)).astype(np.float32)
+    # big enough for a team: a thread needs a few MFLOP of work (csrc/recurrent.c)
+    x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 29, 40, 6, 64, np.float32, True, scale=0.125)
+    lengths = _random_lengths(rng, 29, 40)
+    dy = rng.standard_normal((29, 40, 64)).astype(np.float32)
 
     def run():
         y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)

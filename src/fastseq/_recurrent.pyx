@@ -4,20 +4,21 @@ Layout. Sequences are sorted by length, longest first (`perm[j]` is the batch in
 j), and every per-step quantity is stored "packed" and time-major like PyTorch's PackedSequence:
 step t owns rows [off_t, off_t + n_t) of an (N, width) array, N = sum of lengths, n_t = number of
 sequences still running at t (`batch_sizes[t]`, non-increasing). The running sequences at step t
-are therefore a contiguous prefix of the sorted batch and of step t-1's block, so
+are therefore a contiguous prefix of the sorted batch and of step t-1's block, so each step works
+on a shrinking row block and no flop is spent on padding.
 
-- the input projection of ALL steps is one GEMM:   gates = x_packed @ w_ih.T         (N, 4H)
-- the recurrence is one GEMM per step on a shrinking row block:
-                                                   gates[t] += h_{t-1}[:n_t] @ w_hh.T
+Elman RNN (BLAS products, C elementwise steps):
+- the input projection of ALL steps is one GEMM:   z = x_packed @ w_ih.T              (N, H)
+- the recurrence is one GEMM per step:             z[t] += h_{t-1}[:n_t] @ w_hh.T
 - backward's weight gradients are one GEMM each over all steps:
-                                                   dw_ih = dgates.T @ x_packed,
-                                                   dw_hh = dgates.T @ h_in,  dx = dgates @ w_ih
-and no flop is spent on padding. `h_in` (N + B, H) holds in block t the state h_{t-1} entering
-step t (block 0 = h0); step t writes its n_t new states at block t+1's start, the rows past
-n_{t+1} (sequences that just finished) spill into block t+2's area, are copied to h_n, and are
-overwritten by step t+1. The extra B rows take the last step's spill.
+                                                   dw_ih = dz.T @ x_packed,
+                                                   dw_hh = dz.T @ h_in,  dx = dz @ w_ih
+`h_in` (N + B, H) holds in block t the state h_{t-1} entering step t (block 0 = h0); step t
+writes its n_t new states at block t+1's start, the rows past n_{t+1} (sequences that just
+finished) spill into block t+2's area, are copied to h_n, and are overwritten by step t+1. The
+extra B rows take the last step's spill.
 
-The elementwise gate math is C (csrc/recurrent.c); every product is BLAS through _blas.pxd.
+LSTM: the time loops are C on weights packed once per call; see the LSTM section below.
 Everything after argument unpacking runs without the GIL; all workspaces are per call.
 """
 from cython cimport floating
@@ -50,16 +51,16 @@ cdef extern from "recurrent.h" nogil:
                          void *dst, ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
     int fs_all_finite_f(ptrdiff_t n, const float *a)
     int fs_all_finite_d(ptrdiff_t n, const double *a)
-    void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes,
-                               int has_h0, float *gates, const float *bias,
-                               const float *whh_packed, const float *c_init, float *cells,
-                               float *h_in, ptrdiff_t ldh, float *y, const ptrdiff_t *perm,
-                               float *h_n, float *c_n, int isa, int max_threads)
-    void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t H, const ptrdiff_t *batch_sizes,
-                               int has_h0, double *gates, const double *bias,
-                               const double *whh_packed, const double *c_init, double *cells,
-                               double *h_in, ptrdiff_t ldh, double *y, const ptrdiff_t *perm,
-                               double *h_n, double *c_n, int isa, int max_threads)
+    void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
+                               const ptrdiff_t *batch_sizes, float *gates, const float *bias,
+                               const float *w_packed, const float *c_init, float *cells,
+                               float *xh, float *y, const ptrdiff_t *perm, float *h_n,
+                               float *c_n, int isa, int max_threads)
+    void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
+                               const ptrdiff_t *batch_sizes, double *gates, const double *bias,
+                               const double *w_packed, const double *c_init, double *cells,
+                               double *xh, double *y, const ptrdiff_t *perm, double *h_n,
+                               double *c_n, int isa, int max_threads)
     void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
                                 ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
                                 const float *cells, const float *c_init, const float *dy,
@@ -73,6 +74,14 @@ cdef extern from "recurrent.h" nogil:
                                 int max_threads)
 
 
+    void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
+                                const float *xh, float *xh_packed, float *dw, float *dbias,
+                                int isa, int max_threads)
+    void fs_lstm_weight_grads_d(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const double *dgates,
+                                const double *xh, double *xh_packed, double *dw, double *dbias,
+                                int isa, int max_threads)
+
+
 cdef extern from "packed.h" nogil:
     enum:
         FS_TILE_MR
@@ -84,12 +93,14 @@ cdef extern from "packed.h" nogil:
                                   const double *panel, double *C)
     fs_tile_f_fn fs_tile_kernel_f(int isa)
     fs_tile_d_fn fs_tile_kernel_d(int isa)
+    fs_tile_f_fn fs_tile_t_kernel_f(int isa)
+    fs_tile_d_fn fs_tile_t_kernel_d(int isa)
     int fs_tile_isa(int isa)
     ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
     void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp)
     void fs_pack_rows_d(ptrdiff_t K, ptrdiff_t N, const double *b, ptrdiff_t ldb, double *Bp)
-    void fs_pack_lstm_whh_f(ptrdiff_t H, const float *w_hh, float *Bp)
-    void fs_pack_lstm_whh_d(ptrdiff_t H, const double *w_hh, double *Bp)
+    void fs_pack_lstm_gates_f(ptrdiff_t H, ptrdiff_t K, const float *w, float *Bp)
+    void fs_pack_lstm_gates_d(ptrdiff_t H, ptrdiff_t K, const double *w, double *Bp)
 
 
 def tile_isa(int isa=0):
@@ -97,9 +108,12 @@ def tile_isa(int isa=0):
     return fs_tile_isa(isa)
 
 
-def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0):
-    """a @ b through fs_pack_rows + the tile kernels (testing the kernels against NumPy)."""
-    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
+def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
+                  bint trans_a=False):
+    """a @ b (a.T @ b if trans_a) through fs_pack_rows + the tile kernels (tests vs NumPy)."""
+    cdef Py_ssize_t M = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1], N = b.shape[1]
+    cdef Py_ssize_t lda = a.shape[1]
     cdef Py_ssize_t nr = FS_TILE_NR_F if floating is float else FS_TILE_NR_D
     cdef Py_ssize_t r0, j0, r, mr, nj
     if b.shape[0] != K or M == 0 or K == 0 or N == 0:
@@ -110,8 +124,9 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0)
     cdef floating[::1] tbuf = np.empty(FS_TILE_MR * nr, dtype)
     out_arr = np.empty((M, N), dtype)
     cdef floating[:, ::1] out = out_arr
-    cdef fs_tile_f_fn tf = fs_tile_kernel_f(isa)
-    cdef fs_tile_d_fn td = fs_tile_kernel_d(isa)
+    cdef fs_tile_f_fn tf = fs_tile_t_kernel_f(isa) if trans_a else fs_tile_kernel_f(isa)
+    cdef fs_tile_d_fn td = fs_tile_t_kernel_d(isa) if trans_a else fs_tile_kernel_d(isa)
+    cdef const floating *a0
     with nogil:
         if floating is float:
             fs_pack_rows_f(K, N, &b[0, 0], N, &bp[0])
@@ -123,10 +138,11 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0)
             r0 = 0
             while r0 < M:
                 mr = min(<Py_ssize_t>FS_TILE_MR, M - r0)
+                a0 = &a[0, r0] if trans_a else &a[r0, 0]
                 if floating is float:
-                    tf(<int>mr, K, &a[r0, 0], K, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                    tf(<int>mr, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
                 else:
-                    td(<int>mr, K, &a[r0, 0], K, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                    td(<int>mr, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
                 for r in range(mr):
                     memcpy(&out[r0 + r, j0], &tbuf[r * nr], nj * sizeof(floating))
                 r0 += FS_TILE_MR
@@ -228,12 +244,15 @@ cdef inline void _initial_state(Py_ssize_t B, Py_ssize_t H, const floating *stat
 
 
 # ---- LSTM -------------------------------------------------------------------------------------
-# The time loops are C (fs_lstm_forward_seq / fs_lstm_backward_seq, csrc/recurrent.c): each step's
-# recurrent product runs on weights packed once per call and is fused with the gate math, and an
-# OpenMP team splits the batch's sequences (no per-step synchronisation). Here: the products over
-# all steps at once (BLAS) and the layout. x_packed and h_in share one (N, D + H) array `xh`
-# (row j = [x_t, h_{t-1}] of packed row j), so that the weight gradients of w_ih and w_hh are ONE
-# GEMM dgates.T @ xh, which reads the (N, 4H) dgates once.
+# The time loops are C (fs_lstm_forward_seq / fs_lstm_backward_seq, csrc/recurrent.c) on weights
+# packed once per call (csrc/packed.h): forward, one tile product [x_t | h_{t-1}] @ [w_ih | w_hh]^T
+# per step fused with the gate math; backward, one tile product dgates_t @ [w_hh | w_ih] per step
+# giving [dh_{t-1} | dx_t]. A team of threads splits the batch's sequences (no per-step
+# synchronisation). x_packed and h_in share one (N, D + H) array `xh` (row j = [x_t, h_{t-1}] of
+# packed row j): the forward's tile input, and the weight gradients of w_ih and w_hh are ONE
+# product dgates.T @ xh per chunk of steps (transposed-A tiles, fs_lstm_weight_grads). No BLAS
+# call at all: OpenBLAS's worker thread spins after each GEMM, and on two cores that slowed the
+# team's threads 1.5-2x (2-thread forward+backward ran slower than on one thread).
 cdef inline Py_ssize_t _nr(floating dummy) noexcept nogil:
     return FS_TILE_NR_F if floating is float else FS_TILE_NR_D
 
@@ -255,38 +274,35 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef const floating *c0p = NULL
     cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
     cdef const ptrdiff_t *bs = <const ptrdiff_t *>&batch_sizes[0]
-    cdef bint has_h0 = h0 is not None
-    if has_h0:
+    if h0 is not None:
         h0v = h0
         h0p = &h0v[0, 0]
     if c0 is not None:
         c0v = c0
         c0p = &c0v[0, 0]
-    cdef floating[::1] whh_packed = np.empty(fs_packed_size(H, G4, _nr(<floating>0)),
-                                             np.float32 if floating is float else np.float64)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] w_cat = np.concatenate((w_ih, w_hh), axis=1)
+    cdef floating[::1] w_packed = np.empty(fs_packed_size(L, G4, _nr(<floating>0)), dtype)
     with nogil:
         _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &xh[0, 0], L)
-        # gates = x_packed @ w_ih.T   (all steps at once; bias is added with the gate math)
-        _gemm_rm(False, True, <int>N, <int>G4, <int>D, 1.0, &xh[0, 0], <int>L,
-                 &w_ih[0, 0], <int>D, 0.0, &gates[0, 0], <int>G4)
         _initial_state(B, H, h0p, &perm[0], &xh[0, D], L)
         _initial_state(B, H, c0p, &perm[0], &c_init[0, 0], H)
         if floating is float:
-            fs_pack_lstm_whh_f(H, &w_hh[0, 0], &whh_packed[0])
-            fs_lstm_forward_seq_f(T, H, bs, has_h0, &gates[0, 0], &bias[0], &whh_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &xh[0, D], L, &y[0, 0, 0], pp,
+            fs_pack_lstm_gates_f(H, L, &w_cat[0, 0], &w_packed[0])
+            fs_lstm_forward_seq_f(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
+                                  &c_init[0, 0], &cells[0, 0], &xh[0, 0], &y[0, 0, 0], pp,
                                   &h_n[0, 0], &c_n[0, 0], isa, 0)
         else:
-            fs_pack_lstm_whh_d(H, &w_hh[0, 0], &whh_packed[0])
-            fs_lstm_forward_seq_d(T, H, bs, has_h0, &gates[0, 0], &bias[0], &whh_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &xh[0, D], L, &y[0, 0, 0], pp,
+            fs_pack_lstm_gates_d(H, L, &w_cat[0, 0], &w_packed[0])
+            fs_lstm_forward_seq_d(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
+                                  &c_init[0, 0], &cells[0, 0], &xh[0, 0], &y[0, 0, 0], pp,
                                   &h_n[0, 0], &c_n[0, 0], isa, 0)
 
 
 # Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
 # turns into weight gradients (one GEMM) while it is in cache, and no (N, 4H) dgates array is
 # allocated (a fresh 10+ MB array per call was a third of the small shapes' time in page faults).
-DEF DGATES_CHUNK_BYTES = 1 << 20
+DEF DGATES_CHUNK_BYTES = 2 << 20
 
 
 def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
@@ -305,7 +321,6 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
     cdef const floating *dc_np = NULL
     cdef const ptrdiff_t *pp = <const ptrdiff_t *>&perm[0]
     cdef const ptrdiff_t *bs = <const ptrdiff_t *>&batch_sizes[0]
-    cdef floating beta = 0.0
     if dh_n is not None:
         dhv = dh_n
         dh_np = &dhv[0, 0]
@@ -314,13 +329,14 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
         dc_np = &dcv[0, 0]
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] dgates = np.empty((min(N, target), G4), dtype)
-    cdef floating[::1] colsum = np.empty(G4, dtype)
     cdef floating[:, ::1] dh = np.empty((B, H), dtype)     # dL/dh_t reaching step t from t+1
     cdef floating[:, ::1] dc = np.empty((B, H), dtype)     # dL/dc_t reaching step t from t+1
     # [w_hh | w_ih] packed: one tile product per step gives [dh_{t-1} | dx_t]
     cdef floating[:, ::1] w_cat = np.concatenate((w_hh, w_ih), axis=1)
     cdef floating[::1] w_packed = np.empty(fs_packed_size(G4, H + D, _nr(<floating>0)), dtype)
-    cdef floating[:, ::1] dw_cat = np.empty((G4, L), dtype)
+    cdef floating[:, ::1] dw_cat = np.zeros((G4, L), dtype)
+    cdef floating[::1] xh_packed = np.empty(fs_packed_size(min(N, target), L, _nr(<floating>0)),
+                                            dtype)
     with nogil:
         # Rows j >= n_{t+1} keep dh_n / dc_n until their last step t: nothing later touches them.
         _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)
@@ -343,19 +359,15 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
                 fs_lstm_backward_seq_f(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
                                        &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
                                        &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
-                fs_column_sums_f(rows, G4, &dgates[0, 0], &colsum[0])
+                # [dw_ih | dw_hh] += dgates_chunk.T @ xh[chunk rows],  dbias += its column sums
+                fs_lstm_weight_grads_f(rows, H, D, &dgates[0, 0], &xh[off1 - rows, 0],
+                                       &xh_packed[0], &dw_cat[0, 0], &dbias[0], isa, 0)
             else:
                 fs_lstm_backward_seq_d(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
                                        &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
                                        &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
-                fs_column_sums_d(rows, G4, &dgates[0, 0], &colsum[0])
-            # [dw_ih | dw_hh] (+)= dgates_chunk.T @ xh[chunk rows]      (4H, D + H)
-            _gemm_rm(True, False, <int>G4, <int>L, <int>rows, 1.0, &dgates[0, 0], <int>G4,
-                     &xh[off1 - rows, 0], <int>L, beta, &dw_cat[0, 0], <int>L)
-            beta = 1.0
-            # dbias += dgates_chunk.sum(axis=0)
-            for k in range(G4):
-                dbias[k] += colsum[k]
+                fs_lstm_weight_grads_d(rows, H, D, &dgates[0, 0], &xh[off1 - rows, 0],
+                                       &xh_packed[0], &dw_cat[0, 0], &dbias[0], isa, 0)
             t1 = t0
             off1 -= rows
         for k in range(G4):
