@@ -12,10 +12,14 @@
 
 /* The portable build targets baseline x86-64 (SSE2). The fused dense loop is compute-heavy
  * enough (two FMAs per element read) that AVX2/AVX-512 matter, so GCC builds clones for them
- * and picks one at load time (ifunc); other compilers/targets get the baseline only. */
+ * and picks one at load time (ifunc); other compilers/targets get the baseline only. The clones
+ * name ISA levels (x86-64-v4 = AVX-512, v3 = AVX2+FMA), which the resolver tests by CPU feature:
+ * "arch=skylake-avx512"/"arch=haswell" are tested by CPU model, so an AMD CPU ran the SSE2
+ * baseline. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(FASTSEQ_NO_CLONES)
-#define FASTSEQ_CGLS_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define FASTSEQ_CGLS_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FASTSEQ_CGLS_CLONES
 #endif
