@@ -122,4 +122,6 @@ def test_recurrent_epoch(benchmark, impl, cell, n, depth, fillers, H, dtype):
 
         def train():
             _torch_epochs(torch, rnn, head, Xt, yt, EPOCHS, shuffle=True, generator=gen)
-    benchmark.pedantic(train, rounds=3, iterations=1, warmup_rounds=0)
+    # one warm-up fit: the timed ones then start after the other library's worker threads (busy
+    # for up to ~0.1 s after their last call) have gone to sleep
+    benchmark.pedantic(train, rounds=3, iterations=1, warmup_rounds=1)
