@@ -399,15 +399,6 @@ FS_DEF_LSTM_SEQ(d, double)
 FS_DEF_LSTM_WGRAD(f, float, FS_TILE_NR_F)
 FS_DEF_LSTM_WGRAD(d, double, FS_TILE_NR_D)
 
-void fs_gather_rows(ptrdiff_t n, size_t row_bytes, const void *src, ptrdiff_t src_stride_bytes,
-                    const ptrdiff_t *perm, void *dst)
-{
-    const char *s = (const char *)src;
-    char *d = (char *)dst;
-    for (ptrdiff_t r = 0; r < n; ++r)
-        memcpy(d + r * (ptrdiff_t)row_bytes, s + perm[r] * src_stride_bytes, row_bytes);
-}
-
 void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src, void *dst,
                      ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
 {

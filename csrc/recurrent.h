@@ -102,11 +102,9 @@ void fs_rnn_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *h, int relu,
 void fs_column_sums_f(ptrdiff_t n, ptrdiff_t m, const float *a, float *out);
 void fs_column_sums_d(ptrdiff_t n, ptrdiff_t m, const double *a, double *out);
 
-/* Row gather/scatter between packed blocks and batch-first arrays (any element type; sizes in
- * bytes). gather: dst[r] = src[perm[r] * src_stride], r in [0, n). scatter: dst[perm[r] *
- * dst_stride] = src[r], r in [r0, r1). Rows are row_bytes long, packed rows contiguous. */
-void fs_gather_rows(ptrdiff_t n, size_t row_bytes, const void *src, ptrdiff_t src_stride_bytes,
-                    const ptrdiff_t *perm, void *dst);
+/* Row scatter from packed blocks to batch-first arrays (any element type; sizes in bytes):
+ * dst[perm[r] * dst_stride] = src[r], r in [r0, r1). Rows are row_bytes long, packed rows
+ * contiguous. */
 void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src, void *dst,
                      ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm);
 

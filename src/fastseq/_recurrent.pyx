@@ -45,8 +45,6 @@ cdef extern from "recurrent.h" nogil:
                                 const double *dh_next, double *dz)
     void fs_column_sums_f(ptrdiff_t n, ptrdiff_t m, const float *a, float *out)
     void fs_column_sums_d(ptrdiff_t n, ptrdiff_t m, const double *a, double *out)
-    void fs_gather_rows(ptrdiff_t n, size_t row_bytes, const void *src,
-                        ptrdiff_t src_stride_bytes, const ptrdiff_t *perm, void *dst)
     void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src,
                          void *dst, ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
     int fs_all_finite_f(ptrdiff_t n, const float *a)
