@@ -108,6 +108,21 @@ FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
 #undef ST_
 #endif
 
+/* Row tiles of a team: `rows` rows cut into nt * ceil(rows / (nt * MR)) tiles of near-equal size
+ * (at most MR each); tile k is rows [fs_tile_lo(k), fs_tile_lo(k + 1)) and belongs to thread
+ * k % nt. Equal tile counts per thread and sizes differing by at most one row balance the team
+ * (fixed 6-row tiles left 32 rows split 18 / 14). */
+static inline ptrdiff_t fs_tile_count(ptrdiff_t rows, int nt)
+{
+    const ptrdiff_t per = (rows + (ptrdiff_t)nt * FS_TILE_MR - 1) / ((ptrdiff_t)nt * FS_TILE_MR);
+    return per * nt;
+}
+
+static inline ptrdiff_t fs_tile_lo(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles)
+{
+    return k * rows / ntiles;
+}
+
 /* ---- float ---------------------------------------------------------------------------------- */
 #define REAL float
 #define SFX(name) fs_##name##_f
@@ -368,8 +383,10 @@ FS_DEF_LSTM_SEQ(d, double)
         const struct fs_wgrad_args_##SFX *a = (const struct fs_wgrad_args_##SFX *)p;              \
         const ptrdiff_t rows = a->rows, G4 = a->G4, L = a->L;                                     \
         R tbuf[FS_TILE_MR * NR];                                                                  \
-        for (ptrdiff_t i0 = (ptrdiff_t)tid * FS_TILE_MR; i0 < G4; i0 += (ptrdiff_t)nt * FS_TILE_MR) { \
-            const int mr = (int)(G4 - i0 < FS_TILE_MR ? G4 - i0 : FS_TILE_MR);                    \
+        const ptrdiff_t ntiles = fs_tile_count(G4, nt);                                           \
+        for (ptrdiff_t kt = tid; kt < ntiles; kt += nt) {                                         \
+            const ptrdiff_t i0 = fs_tile_lo(kt, G4, ntiles);                                      \
+            const int mr = (int)(fs_tile_lo(kt + 1, G4, ntiles) - i0);                            \
             for (ptrdiff_t j0 = 0; j0 < L; j0 += NR) {                                            \
                 const ptrdiff_t nj = L - j0 < NR ? L - j0 : NR;                                   \
                 /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */                              \

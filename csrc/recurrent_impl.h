@@ -132,7 +132,7 @@ FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
 }
 
 /* ---- whole-sequence LSTM loops on packed weights (see fs_lstm_forward_seq_* in recurrent.h) ---
- * One thread's share: the row tiles [r0, r0 + MR) with r0 / MR = tid (mod nt), at every step.
+ * One thread's share: the row tiles k = tid (mod nt) of fs_tile_count / fs_tile_lo, at every step.
  * A row is one sequence (rows are sorted by length), and nothing in a step couples two rows, so a
  * thread owns its sequences for the whole call and the threads never wait for each other. Tiles
  * interleave across threads so that a ragged batch (long sequences first) splits evenly.
@@ -148,6 +148,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
                                           REAL *c_n)
 {
     const ptrdiff_t U = TILE_NR / 4, G4 = 4 * H, L = D + H;
+    const ptrdiff_t B0 = batch_sizes[0], ntiles = fs_tile_count(B0, nt);
     REAL tbuf[FS_TILE_MR * TILE_NR];
     ptrdiff_t off = 0, off_prev = 0;
     for (ptrdiff_t t = 0; t < T; ++t) {
@@ -161,8 +162,11 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
         for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;
             const REAL *panel = w_packed + (u0 / U) * L * TILE_NR;
-            for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR) {
-                const int mr = (int)(n - r0 < FS_TILE_MR ? n - r0 : FS_TILE_MR);
+            for (ptrdiff_t k = tid; k < ntiles; k += nt) {
+                const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
+                if (r0 >= n)
+                    break;
+                const int mr = (int)((r1 < n ? r1 : n) - r0);
                 REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
                 tile(mr, L, a_in + r0 * L, L, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
@@ -190,9 +194,11 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
             }
         }
         /* sequences whose last step is t (rows [n_next, n)) hand over their final cell state */
-        for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR)
-            for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r0 + FS_TILE_MR && row < n; ++row)
+        for (ptrdiff_t k = tid; k < ntiles; k += nt) {
+            const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
+            for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r1 && row < n; ++row)
                 memcpy(c_n + perm[row] * H, c_out + row * H, (size_t)H * sizeof(REAL));
+        }
         off_prev = off;
         off += n;
     }
@@ -212,6 +218,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
                                            TILE_FN tile, REAL *dh, REAL *dc, REAL *dgates, REAL *dx)
 {
     const ptrdiff_t G4 = 4 * H, W = H + D;
+    const ptrdiff_t B0 = batch_sizes[t0], ntiles = fs_tile_count(B0, nt);
     REAL tbuf[FS_TILE_MR * TILE_NR];
     ptrdiff_t off = 0, off0 = 0;           /* rows before step t1 / before step t0 */
     for (ptrdiff_t t = 0; t < t1; ++t) {
@@ -225,8 +232,9 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
         const REAL *c_cur = cells + off * H;
         const REAL *a = gates + off * G4;
         REAL *d = dgates + (off - off0) * G4;
-        for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR)
-            for (ptrdiff_t row = r0; row < r0 + FS_TILE_MR && row < n; ++row) {
+        for (ptrdiff_t k = tid; k < ntiles; k += nt)
+            for (ptrdiff_t row = fs_tile_lo(k, B0, ntiles);
+                 row < fs_tile_lo(k + 1, B0, ntiles) && row < n; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
                 SFX(lstm_backward_row)(H, ar, ar + H, ar + 2 * H, ar + 3 * H, c_prev + row * H,
@@ -239,8 +247,11 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
             const ptrdiff_t j1 = W - j0 < TILE_NR ? W : j0 + TILE_NR;
             const ptrdiff_t jh = j1 < H ? j1 : H;            /* columns [j0, jh) are dh's */
             const REAL *panel = w_packed + (j0 / TILE_NR) * G4 * TILE_NR;
-            for (ptrdiff_t r0 = (ptrdiff_t)tid * FS_TILE_MR; r0 < n; r0 += (ptrdiff_t)nt * FS_TILE_MR) {
-                const int mr = (int)(n - r0 < FS_TILE_MR ? n - r0 : FS_TILE_MR);
+            for (ptrdiff_t k = tid; k < ntiles; k += nt) {
+                const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
+                if (r0 >= n)
+                    break;
+                const int mr = (int)((r1 < n ? r1 : n) - r0);
                 tile(mr, G4, d + r0 * G4, G4, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
                     const ptrdiff_t row = r0 + r;
