@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -223,7 +224,7 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
 #ifdef _OPENMP
         nt = omp_get_max_threads();   /* OMP_NUM_THREADS / threadpoolctl's "openmp" limit */
 #else
-        nt = 1;
+        nt = (int)sysconf(_SC_NPROCESSORS_ONLN);   /* built without OpenMP: the online cores */
 #endif
     }
     const ptrdiff_t tiles = (rows + FS_TILE_MR - 1) / FS_TILE_MR;

@@ -33,8 +33,9 @@
  *   h_n, c_n (B, H): the state at each sequence's last step, in batch order;
  *   w_packed: fs_pack_lstm_gates_*(H, D + H, [w_ih | w_hh]). isa: see fs_tile_kernel_* (0 = best).
  * Threads: min(max_threads, ceil(B / 6), total flops / 4e6) POSIX threads started for the call
- * (max_threads <= 0: the OpenMP thread limit, i.e. OMP_NUM_THREADS / threadpoolctl, or 1 without
- * OpenMP), each owning whole sequences (row tiles), so no step waits for another thread. */
+ * (max_threads <= 0: the OpenMP thread limit, i.e. OMP_NUM_THREADS / threadpoolctl, or the
+ * online cores in a build without OpenMP), each owning whole sequences (row tiles), so no step
+ * waits for another thread. */
 void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
                            float *gates, const float *bias, const float *w_packed,
                            const float *c_init, float *cells, float *xh, float *y,
