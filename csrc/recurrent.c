@@ -13,9 +13,13 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* sched_getaffinity / CPU_COUNT */
+#endif
 #include <string.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -217,6 +221,19 @@ FS_DISPATCH(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const doub
 #define FS_MAX_TEAM 64
 #define FS_MIN_FLOP_PER_THREAD 4e6
 
+#ifndef _OPENMP
+static int fs_usable_cpus(void)
+{
+#if defined(__linux__) && defined(CPU_COUNT)
+    cpu_set_t set;   /* the affinity mask (taskset, cpusets), not the machine's core count */
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+#endif
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+#endif
+
 static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
 {
     int nt = max_threads;
@@ -224,7 +241,7 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
 #ifdef _OPENMP
         nt = omp_get_max_threads();   /* OMP_NUM_THREADS / threadpoolctl's "openmp" limit */
 #else
-        nt = (int)sysconf(_SC_NPROCESSORS_ONLN);   /* built without OpenMP: the online cores */
+        nt = fs_usable_cpus();        /* built without OpenMP: the CPUs this process may use */
 #endif
     }
     const ptrdiff_t tiles = (rows + FS_TILE_MR - 1) / FS_TILE_MR;

@@ -1,7 +1,7 @@
-/* LSTM and Elman RNN kernels. LSTM: the whole time loop of forward and of backward (recurrent
- * products on weights packed once, fused with the gate math; packed.h); the products over all
- * steps at once (input projection, weight gradients) are BLAS calls in src/fastseq/_recurrent.pyx.
- * Elman RNN: the per-step elementwise math (its products are all BLAS calls in the driver).
+/* LSTM and Elman RNN kernels. LSTM: the whole time loops of forward and backward and the weight
+ * gradients, every product a register-tiled kernel on weights packed once per call, fused with the
+ * gate math (packed.h; no BLAS call, see ARCHITECTURE.md). Elman RNN: the per-step elementwise
+ * math (its products are all BLAS calls in src/fastseq/_recurrent.pyx).
  *
  * Layout (see ARCHITECTURE.md): the driver keeps every per-step quantity "packed" and time-major,
  * as PyTorch's PackedSequence does. Sequences are sorted by length, longest first, so at step t the
@@ -49,7 +49,7 @@ void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_
 
 /* LSTM backward through steps t1-1 down to t0 (backprop through time, all but the weight
  * gradients; the driver runs it on chunks of steps and turns each chunk's dgates into weight
- * gradients with one GEMM while they are in cache). Per step and row, with dh = dh_next + dy_t
+ * gradients with fs_lstm_weight_grads while they are in cache). Per step and row, with dh = dh_next + dy_t
  * (the gradient reaching h_t) and dc = dc_next:
  *   tc = tanh(c);  dc += dh * o * (1 - tc^2)
  *   dz_i = dc g i (1-i),  dz_f = dc c_prev f (1-f),  dz_g = dc i (1-g^2),  dz_o = dh tc o (1-o)

@@ -154,7 +154,8 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
     for (ptrdiff_t t = 0; t < T; ++t) {
         const ptrdiff_t n = batch_sizes[t], n_next = t + 1 < T ? batch_sizes[t + 1] : 0;
         const REAL *a_in = xh + off * L;                /* rows [x_t | h_{t-1}] of step t */
-        REAL *h_out = xh + (off + n) * L + D;           /* h part of step t + 1's rows */
+        /* h part of step t + 1's rows (none after the last step: no pointer past xh) */
+        REAL *h_out = n_next > 0 ? xh + (off + n) * L + D : NULL;
         const REAL *c_prev = t == 0 ? c_init : cells + off_prev * H;
         REAL *c_out = cells + off * H;
         REAL *g = gates + off * G4;

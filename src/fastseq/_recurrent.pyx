@@ -298,7 +298,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
 
 
 # Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
-# turns into weight gradients (one GEMM) while it is in cache, and no (N, 4H) dgates array is
+# turns into weight gradients (fs_lstm_weight_grads) while it is in cache, and no (N, 4H) dgates array is
 # allocated (a fresh 10+ MB array per call was a third of the small shapes' time in page faults).
 DEF DGATES_CHUNK_BYTES = 2 << 20
 
