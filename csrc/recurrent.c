@@ -114,18 +114,24 @@ FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
 #endif
 
 /* Row tiles of a team: `rows` rows cut into nt * ceil(rows / (nt * MR)) tiles of near-equal size
- * (at most MR each); tile k is rows [fs_tile_lo(k), fs_tile_lo(k + 1)) and belongs to thread
- * k % nt. Equal tile counts per thread and sizes differing by at most one row balance the team
- * (fixed 6-row tiles left 32 rows split 18 / 14). */
+ * (at most MR each); tile k is rows [k rows / ntiles, (k + 1) rows / ntiles) and belongs to
+ * thread k % nt. Equal tile counts per thread and sizes differing by at most one row balance the
+ * team (fixed 6-row tiles left 32 rows split 18 / 14). */
 static inline ptrdiff_t fs_tile_count(ptrdiff_t rows, int nt)
 {
     const ptrdiff_t per = (rows + (ptrdiff_t)nt * FS_TILE_MR - 1) / ((ptrdiff_t)nt * FS_TILE_MR);
     return per * nt;
 }
 
-static inline ptrdiff_t fs_tile_lo(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles)
+/* Tile k's first row (*r0) and how many of its rows lie below n (the rows still running at a
+ * step; 0 when the whole tile is past n, and so are all later tiles). */
+static inline int fs_tile_rows(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles, ptrdiff_t n,
+                               ptrdiff_t *r0)
 {
-    return k * rows / ntiles;
+    const ptrdiff_t lo = k * rows / ntiles, hi = (k + 1) * rows / ntiles;
+    const ptrdiff_t end = hi < n ? hi : n;
+    *r0 = lo;
+    return end > lo ? (int)(end - lo) : 0;
 }
 
 /* ---- float ---------------------------------------------------------------------------------- */
@@ -138,16 +144,7 @@ static inline ptrdiff_t fs_tile_lo(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles
 #define TILE_FN fs_tile_f_fn
 #define CELL_FN fs_cell_f_fn
 #define TILE_NR FS_TILE_NR_F
-#include "recurrent_impl.h"
-#undef REAL
-#undef SFX
-#undef VSIGMOID
-#undef VTANH
-#undef ONE
-#undef ZERO
-#undef TILE_FN
-#undef CELL_FN
-#undef TILE_NR
+#include "recurrent_impl.h"   /* undefines the parameters above */
 
 /* ---- double --------------------------------------------------------------------------------- */
 #define REAL double
@@ -159,16 +156,7 @@ static inline ptrdiff_t fs_tile_lo(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles
 #define TILE_FN fs_tile_d_fn
 #define CELL_FN fs_cell_d_fn
 #define TILE_NR FS_TILE_NR_D
-#include "recurrent_impl.h"
-#undef REAL
-#undef SFX
-#undef VSIGMOID
-#undef VTANH
-#undef ONE
-#undef ZERO
-#undef TILE_FN
-#undef CELL_FN
-#undef TILE_NR
+#include "recurrent_impl.h"   /* undefines the parameters above */
 
 /* FS_DISPATCH(ret, public_name, body, (params), (args)): the public function, an AVX2+FMA clone
  * of `body`, and the run-time choice between them. */
@@ -403,8 +391,8 @@ FS_DEF_LSTM_SEQ(d, double)
         R tbuf[FS_TILE_MR * NR];                                                                  \
         const ptrdiff_t ntiles = fs_tile_count(G4, nt);                                           \
         for (ptrdiff_t kt = tid; kt < ntiles; kt += nt) {                                         \
-            const ptrdiff_t i0 = fs_tile_lo(kt, G4, ntiles);                                      \
-            const int mr = (int)(fs_tile_lo(kt + 1, G4, ntiles) - i0);                            \
+            ptrdiff_t i0;                                                                         \
+            const int mr = fs_tile_rows(kt, G4, ntiles, G4, &i0);                                 \
             for (ptrdiff_t j0 = 0; j0 < L; j0 += NR) {                                            \
                 const ptrdiff_t nj = L - j0 < NR ? L - j0 : NR;                                   \
                 /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */                              \

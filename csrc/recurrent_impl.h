@@ -1,6 +1,7 @@
 /* Type-generic bodies of the recurrent kernels, included twice by recurrent.c (float, double).
  * Not a public header. Expects: REAL (float/double), SFX(name) (name ## _f / _d),
- * VEXP, VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO.
+ * VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO, TILE_FN, CELL_FN, TILE_NR
+ * (packed-tile kernel and cell types and panel width); it #undefs them all at its end.
  *
  * Every body is `static inline` with always_inline so that recurrent.c can compile it twice:
  * once for the baseline ISA and once inside a function carrying
@@ -132,7 +133,7 @@ FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
 }
 
 /* ---- whole-sequence LSTM loops on packed weights (see fs_lstm_forward_seq_* in recurrent.h) ---
- * One thread's share: the row tiles k = tid (mod nt) of fs_tile_count / fs_tile_lo, at every step.
+ * One thread's share: the row tiles k = tid (mod nt) of fs_tile_count / fs_tile_rows, every step.
  * A row is one sequence (rows are sorted by length), and nothing in a step couples two rows, so a
  * thread owns its sequences for the whole call and the threads never wait for each other. Tiles
  * interleave across threads so that a ragged batch (long sequences first) splits evenly.
@@ -164,10 +165,10 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;
             const REAL *panel = w_packed + (u0 / U) * L * TILE_NR;
             for (ptrdiff_t k = tid; k < ntiles; k += nt) {
-                const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
-                if (r0 >= n)
+                ptrdiff_t r0;
+                const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+                if (mr == 0)
                     break;
-                const int mr = (int)((r1 < n ? r1 : n) - r0);
                 REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
                 tile(mr, L, a_in + r0 * L, L, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
@@ -196,8 +197,9 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
         }
         /* sequences whose last step is t (rows [n_next, n)) hand over their final cell state */
         for (ptrdiff_t k = tid; k < ntiles; k += nt) {
-            const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
-            for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r1 && row < n; ++row)
+            ptrdiff_t r0;
+            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r0 + mr; ++row)
                 memcpy(c_n + perm[row] * H, c_out + row * H, (size_t)H * sizeof(REAL));
         }
         off_prev = off;
@@ -233,9 +235,10 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
         const REAL *c_cur = cells + off * H;
         const REAL *a = gates + off * G4;
         REAL *d = dgates + (off - off0) * G4;
-        for (ptrdiff_t k = tid; k < ntiles; k += nt)
-            for (ptrdiff_t row = fs_tile_lo(k, B0, ntiles);
-                 row < fs_tile_lo(k + 1, B0, ntiles) && row < n; ++row) {
+        for (ptrdiff_t k = tid; k < ntiles; k += nt) {
+            ptrdiff_t r0;
+            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            for (ptrdiff_t row = r0; row < r0 + mr; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
                 SFX(lstm_backward_row)(H, ar, ar + H, ar + 2 * H, ar + 3 * H, c_prev + row * H,
@@ -243,16 +246,17 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
                                        dh + row * H, dc + row * H, dr, dr + H, dr + 2 * H,
                                        dr + 3 * H);
             }
+        }
         /* [dh | dx_t][rows] = dgates_t[rows] @ [w_hh | w_ih] */
         for (ptrdiff_t j0 = 0; j0 < W; j0 += TILE_NR) {
             const ptrdiff_t j1 = W - j0 < TILE_NR ? W : j0 + TILE_NR;
             const ptrdiff_t jh = j1 < H ? j1 : H;            /* columns [j0, jh) are dh's */
             const REAL *panel = w_packed + (j0 / TILE_NR) * G4 * TILE_NR;
             for (ptrdiff_t k = tid; k < ntiles; k += nt) {
-                const ptrdiff_t r0 = fs_tile_lo(k, B0, ntiles), r1 = fs_tile_lo(k + 1, B0, ntiles);
-                if (r0 >= n)
+                ptrdiff_t r0;
+                const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+                if (mr == 0)
                     break;
-                const int mr = (int)((r1 < n ? r1 : n) - r0);
                 tile(mr, G4, d + r0 * G4, G4, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
                     const ptrdiff_t row = r0 + r;
@@ -268,3 +272,13 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
         }
     }
 }
+
+#undef REAL
+#undef SFX
+#undef VSIGMOID
+#undef VTANH
+#undef ONE
+#undef ZERO
+#undef TILE_FN
+#undef CELL_FN
+#undef TILE_NR
