@@ -16,6 +16,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* sched_getaffinity / CPU_COUNT */
 #endif
+#include <stdint.h>
 #include <string.h>
 
 #include <pthread.h>
@@ -57,6 +58,13 @@ typedef void (*fs_cell_f_fn)(int mr, int nu, const float *acc, float *z, ptrdiff
 typedef void (*fs_cell_d_fn)(int mr, int nu, const double *acc, double *z, ptrdiff_t zs,
                              ptrdiff_t H, const double *b, const double *cp, double *co,
                              double *const *ho, double *const *yo);
+/* The backward cell of one row: a = [i f g o] activations (stride H), cp / cc = c_{t-1} / c_t,
+ * dy, dhn = dL/dh_t from y and from step t+1, dcn: in dL/dc_t from step t+1, out dL/dc_{t-1};
+ * d = the row of dgates. NULL: the portable loop of recurrent_impl.h. */
+typedef void (*fs_brow_f_fn)(ptrdiff_t H, const float *a, const float *cp, const float *cc,
+                             const float *dy, const float *dhn, float *dcn, float *d);
+typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
+                             const double *dy, const double *dhn, double *dcn, double *d);
 
 #ifdef FS_HAVE_AVX2_CLONE
 #include "vecmath512.h"
@@ -109,6 +117,37 @@ typedef void (*fs_cell_d_fn)(int mr, int nu, const double *acc, double *z, ptrdi
     }
 FS_DEF_CELL512(f, float, __m512, ps, __mmask16, 16)
 FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
+
+/* The backward cell of one row (lstm_backward_row of recurrent_impl.h, same formulas, 16 floats
+ * / 8 doubles per iteration; the units past the last full vector masked). */
+#define FS_DEF_BROW512(SFX, REAL, VT, S, MASK, W)                                                 \
+    __attribute__((target("avx512f"))) static void fs_brow512_##SFX(                              \
+        ptrdiff_t H, const REAL *a, const REAL *cp, const REAL *cc, const REAL *dy,               \
+        const REAL *dhn, REAL *dcn, REAL *d)                                                      \
+    {                                                                                             \
+        const VT one = _mm512_set1_##S(1);                                                        \
+        for (ptrdiff_t k = 0; k < H; k += W) {                                                    \
+            const int full = H - k >= W;                                                          \
+            const MASK m = (MASK)(full ? ~0u : (1u << (H - k)) - 1u);                             \
+            const VT i = LD_(S, a + k), f = LD_(S, a + H + k);                                    \
+            const VT g = LD_(S, a + 2 * H + k), o = LD_(S, a + 3 * H + k);                        \
+            const VT tc = fs_tanh512_##S(LD_(S, cc + k));                                         \
+            const VT dh = _mm512_add_##S(LD_(S, dhn + k), LD_(S, dy + k));                        \
+            const VT dc = _mm512_fmadd_##S(_mm512_mul_##S(dh, o),                                 \
+                                           _mm512_fnmadd_##S(tc, tc, one), LD_(S, dcn + k));      \
+            ST_(S, d + k, _mm512_mul_##S(_mm512_mul_##S(dc, g),                                   \
+                                         _mm512_mul_##S(i, _mm512_sub_##S(one, i))));             \
+            ST_(S, d + H + k, _mm512_mul_##S(_mm512_mul_##S(dc, LD_(S, cp + k)),                  \
+                                             _mm512_mul_##S(f, _mm512_sub_##S(one, f))));         \
+            ST_(S, d + 2 * H + k, _mm512_mul_##S(_mm512_mul_##S(dc, i),                           \
+                                                 _mm512_fnmadd_##S(g, g, one)));                  \
+            ST_(S, d + 3 * H + k, _mm512_mul_##S(_mm512_mul_##S(dh, tc),                          \
+                                                 _mm512_mul_##S(o, _mm512_sub_##S(one, o))));     \
+            ST_(S, dcn + k, _mm512_mul_##S(dc, f));                                               \
+        }                                                                                         \
+    }
+FS_DEF_BROW512(f, float, __m512, ps, __mmask16, 16)
+FS_DEF_BROW512(d, double, __m512d, pd, __mmask8, 8)
 #undef LD_
 #undef ST_
 #endif
@@ -143,7 +182,10 @@ static inline int fs_tile_rows(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles, pt
 #define ZERO 0.0f
 #define TILE_FN fs_tile_f_fn
 #define CELL_FN fs_cell_f_fn
+#define BROW_FN fs_brow_f_fn
 #define TILE_NR FS_TILE_NR_F
+#define UINT uint32_t
+#define EXP_BITS UINT32_C(0x7f800000)
 #include "recurrent_impl.h"   /* undefines the parameters above */
 
 /* ---- double --------------------------------------------------------------------------------- */
@@ -155,7 +197,10 @@ static inline int fs_tile_rows(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles, pt
 #define ZERO 0.0
 #define TILE_FN fs_tile_d_fn
 #define CELL_FN fs_cell_d_fn
+#define BROW_FN fs_brow_d_fn
 #define TILE_NR FS_TILE_NR_D
+#define UINT uint64_t
+#define EXP_BITS UINT64_C(0x7ff0000000000000)
 #include "recurrent_impl.h"   /* undefines the parameters above */
 
 /* FS_DISPATCH(ret, public_name, body, (params), (args)): the public function, an AVX2+FMA clone
@@ -292,22 +337,26 @@ FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
 FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
             FS_LSTM_FWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_cell_d_fn), FS_LSTM_FWD_SEQ_ARGS)
 
-#define FS_LSTM_BWD_SEQ_PARAMS(R, F)                                                             \
+#define FS_LSTM_BWD_SEQ_PARAMS(R, F, BR)                                                         \
     (int tid, int nt, ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,          \
      const ptrdiff_t *batch_sizes, const R *gates, const R *cells, const R *c_init, const R *dy,  \
-     const ptrdiff_t *perm, const R *w_packed, F tile, R *dh, R *dc, R *dgates, R *dx)
+     const ptrdiff_t *perm, const R *w_packed, F tile, BR brow, R *dh, R *dc, R *dgates, R *dx)
 #define FS_LSTM_BWD_SEQ_ARGS                                                                      \
-    (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, dh,   \
-     dc, dgates, dx)
+    (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, brow, \
+     dh, dc, dgates, dx)
 FS_DISPATCH(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
-            FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_f_fn), FS_LSTM_BWD_SEQ_ARGS)
+            FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_brow_f_fn), FS_LSTM_BWD_SEQ_ARGS)
 FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
-            FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_d_fn), FS_LSTM_BWD_SEQ_ARGS)
+            FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_brow_d_fn), FS_LSTM_BWD_SEQ_ARGS)
 
+/* The AVX-512 cells go with the AVX-512 tiles (isa 3), so forcing a lower ISA (tests) runs the
+ * portable / AVX2 loops end to end. */
 #ifdef FS_HAVE_AVX2_CLONE
 #define FS_CELL512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_cell512_##SFX : NULL)
+#define FS_BROW512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_brow512_##SFX : NULL)
 #else
 #define FS_CELL512(SFX, isa) NULL
+#define FS_BROW512(SFX, isa) NULL
 #endif
 
 #define FS_DEF_LSTM_SEQ(SFX, R)                                                                   \
@@ -348,13 +397,14 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         const R *gates, *cells, *c_init, *dy, *w_packed;                                          \
         R *dh, *dc, *dgates, *dx;                                                                 \
         fs_tile_##SFX##_fn tile;                                                                  \
+        fs_brow_##SFX##_fn brow;                                                                  \
     };                                                                                            \
     static void fs_bwd_share_##SFX(void *p, int tid, int nt)                                      \
     {                                                                                             \
         const struct fs_bwd_args_##SFX *a = (const struct fs_bwd_args_##SFX *)p;                  \
         fs_lstm_backward_rows_##SFX(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,      \
                                     a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,   \
-                                    a->tile, a->dh, a->dc, a->dgates, a->dx);                     \
+                                    a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx);            \
     }                                                                                             \
     void fs_lstm_backward_seq_##SFX(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,         \
                                     ptrdiff_t D, const ptrdiff_t *batch_sizes, const R *gates,    \
@@ -364,7 +414,7 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
     {                                                                                             \
         struct fs_bwd_args_##SFX a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,   \
                                       dy, w_packed, dh, dc, dgates, dx,                           \
-                                      fs_tile_kernel_##SFX(isa)};                                 \
+                                      fs_tile_kernel_##SFX(isa), FS_BROW512(SFX, isa)};           \
         double rows = 0;                                                                          \
         for (ptrdiff_t t = t0; t < t1; ++t)                                                       \
             rows += (double)batch_sizes[t];                                                       \
@@ -377,7 +427,16 @@ FS_DEF_LSTM_SEQ(d, double)
 
 /* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
  * the transposed-A tiles over the packed xh chunk (no BLAS call: see fs_run_team). */
-#define FS_DEF_LSTM_WGRAD(SFX, R, NR)                                                             \
+#define FS_LSTM_WGRAD_PARAMS(R, F)                                                               \
+    (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L, const R *dgates,                 \
+     const R *xh_packed, R *dw, R *dbias, F tile)
+#define FS_LSTM_WGRAD_ARGS (tid, nt, rows, G4, L, dgates, xh_packed, dw, dbias, tile)
+FS_DISPATCH(void, fs_lstm_wgrad_rows_f, fs_lstm_wgrad_body_f,
+            FS_LSTM_WGRAD_PARAMS(float, fs_tile_f_fn), FS_LSTM_WGRAD_ARGS)
+FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
+            FS_LSTM_WGRAD_PARAMS(double, fs_tile_d_fn), FS_LSTM_WGRAD_ARGS)
+
+#define FS_DEF_LSTM_WGRAD(SFX, R)                                                                 \
     struct fs_wgrad_args_##SFX {                                                                  \
         ptrdiff_t rows, G4, L;                                                                    \
         const R *dgates, *xh_packed;                                                              \
@@ -387,26 +446,8 @@ FS_DEF_LSTM_SEQ(d, double)
     static void fs_wgrad_share_##SFX(void *p, int tid, int nt)                                    \
     {                                                                                             \
         const struct fs_wgrad_args_##SFX *a = (const struct fs_wgrad_args_##SFX *)p;              \
-        const ptrdiff_t rows = a->rows, G4 = a->G4, L = a->L;                                     \
-        R tbuf[FS_TILE_MR * NR];                                                                  \
-        const ptrdiff_t ntiles = fs_tile_count(G4, nt);                                           \
-        for (ptrdiff_t kt = tid; kt < ntiles; kt += nt) {                                         \
-            ptrdiff_t i0;                                                                         \
-            const int mr = fs_tile_rows(kt, G4, ntiles, G4, &i0);                                 \
-            for (ptrdiff_t j0 = 0; j0 < L; j0 += NR) {                                            \
-                const ptrdiff_t nj = L - j0 < NR ? L - j0 : NR;                                   \
-                /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */                              \
-                a->tile(mr, rows, a->dgates + i0, G4, a->xh_packed + (j0 / NR) * rows * NR, tbuf); \
-                for (int r = 0; r < mr; ++r) {                                                    \
-                    R *d = a->dw + (i0 + r) * L + j0;                                             \
-                    for (ptrdiff_t c = 0; c < nj; ++c)                                            \
-                        d[c] += tbuf[r * NR + c];                                                 \
-                }                                                                                 \
-            }                                                                                     \
-            for (ptrdiff_t k = 0; k < rows; ++k)                                                  \
-                for (int r = 0; r < mr; ++r)                                                      \
-                    a->dbias[i0 + r] += a->dgates[k * G4 + i0 + r];                               \
-        }                                                                                         \
+        fs_lstm_wgrad_rows_##SFX(tid, nt, a->rows, a->G4, a->L, a->dgates, a->xh_packed, a->dw,   \
+                                 a->dbias, a->tile);                                              \
     }                                                                                             \
     void fs_lstm_weight_grads_##SFX(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const R *dgates,    \
                                     const R *xh, R *xh_packed, R *dw, R *dbias, int isa,          \
@@ -419,8 +460,8 @@ FS_DEF_LSTM_SEQ(d, double)
         fs_run_team(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
                     fs_wgrad_share_##SFX, &a);                                                    \
     }
-FS_DEF_LSTM_WGRAD(f, float, FS_TILE_NR_F)
-FS_DEF_LSTM_WGRAD(d, double, FS_TILE_NR_D)
+FS_DEF_LSTM_WGRAD(f, float)
+FS_DEF_LSTM_WGRAD(d, double)
 
 void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src, void *dst,
                      ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)

@@ -1,7 +1,8 @@
 /* Type-generic bodies of the recurrent kernels, included twice by recurrent.c (float, double).
  * Not a public header. Expects: REAL (float/double), SFX(name) (name ## _f / _d),
- * VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO, TILE_FN, CELL_FN, TILE_NR
- * (packed-tile kernel and cell types and panel width); it #undefs them all at its end.
+ * VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO, TILE_FN, CELL_FN, BROW_FN,
+ * TILE_NR (packed-tile kernel, forward and backward cell types, panel width), UINT and EXP_BITS (the unsigned integer
+ * of REAL's width and its exponent mask); it #undefs them all at its end.
  *
  * Every body is `static inline` with always_inline so that recurrent.c can compile it twice:
  * once for the baseline ISA and once inside a function carrying
@@ -125,11 +126,16 @@ FS_INLINE void SFX(column_sums_body)(ptrdiff_t n, ptrdiff_t m, const REAL *a, RE
 
 FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
 {
-    /* x - x is 0 for finite x and NaN for inf/NaN; summing keeps the loop branch-free. */
-    REAL acc = ZERO;
-    for (ptrdiff_t i = 0; i < n; ++i)
-        acc += a[i] - a[i];
-    return acc == ZERO;
+    /* x is inf or NaN iff its exponent bits are all ones. An integer OR-reduction vectorises
+     * into independent lanes; a floating-point sum (x - x) was one dependent add chain, since
+     * the compiler may not reassociate it. */
+    UINT bad = 0;
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        UINT u;
+        memcpy(&u, a + i, sizeof u);
+        bad |= (UINT)((u & EXP_BITS) == EXP_BITS);
+    }
+    return bad == 0;
 }
 
 /* ---- whole-sequence LSTM loops on packed weights (see fs_lstm_forward_seq_* in recurrent.h) ---
@@ -218,7 +224,8 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
                                            const REAL *gates, const REAL *cells,
                                            const REAL *c_init, const REAL *dy,
                                            const ptrdiff_t *perm, const REAL *w_packed,
-                                           TILE_FN tile, REAL *dh, REAL *dc, REAL *dgates, REAL *dx)
+                                           TILE_FN tile, BROW_FN brow, REAL *dh, REAL *dc,
+                                           REAL *dgates, REAL *dx)
 {
     const ptrdiff_t G4 = 4 * H, W = H + D;
     const ptrdiff_t B0 = batch_sizes[t0], ntiles = fs_tile_count(B0, nt);
@@ -241,6 +248,11 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
             for (ptrdiff_t row = r0; row < r0 + mr; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
+                if (brow) {
+                    brow(H, ar, c_prev + row * H, c_cur + row * H, dy + (perm[row] * T + t) * H,
+                         dh + row * H, dc + row * H, dr);
+                    continue;
+                }
                 SFX(lstm_backward_row)(H, ar, ar + H, ar + 2 * H, ar + 3 * H, c_prev + row * H,
                                        c_cur + row * H, dy + (perm[row] * T + t) * H,
                                        dh + row * H, dc + row * H, dr, dr + H, dr + 2 * H,
@@ -273,6 +285,32 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
     }
 }
 
+/* One thread's share of a chunk's weight gradients: dw (G4 x L) += dgates^T @ xh over `rows`
+ * rows (xh_packed: the chunk's xh packed by fs_pack_rows; transposed-A tiles k = tid mod nt of
+ * dw's rows) and dbias += the column sums of dgates over columns [G4 tid / nt, G4 (tid+1) / nt).
+ * Every element is summed by one thread in row order, so the result does not depend on nt. */
+FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L,
+                                    const REAL *dgates, const REAL *xh_packed, REAL *dw,
+                                    REAL *dbias, TILE_FN tile)
+{
+    REAL tbuf[FS_TILE_MR * TILE_NR];
+    const ptrdiff_t ntiles = fs_tile_count(G4, nt);
+    for (ptrdiff_t kt = tid; kt < ntiles; kt += nt) {
+        ptrdiff_t i0;
+        const int mr = fs_tile_rows(kt, G4, ntiles, G4, &i0);
+        for (ptrdiff_t j0 = 0; j0 < L; j0 += TILE_NR) {
+            const ptrdiff_t nj = L - j0 < TILE_NR ? L - j0 : TILE_NR;
+            /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */
+            tile(mr, rows, dgates + i0, G4, xh_packed + (j0 / TILE_NR) * rows * TILE_NR, tbuf);
+            for (int r = 0; r < mr; ++r)
+                SFX(add_row)(nj, tbuf + r * TILE_NR, dw + (i0 + r) * L + j0);
+        }
+    }
+    const ptrdiff_t c0 = G4 * tid / nt, c1 = G4 * (tid + 1) / nt;
+    for (ptrdiff_t k = 0; k < rows; ++k)
+        SFX(add_row)(c1 - c0, dgates + k * G4 + c0, dbias + c0);
+}
+
 #undef REAL
 #undef SFX
 #undef VSIGMOID
@@ -281,4 +319,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
 #undef ZERO
 #undef TILE_FN
 #undef CELL_FN
+#undef BROW_FN
 #undef TILE_NR
+#undef UINT
+#undef EXP_BITS

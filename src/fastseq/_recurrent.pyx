@@ -19,7 +19,8 @@ finished) spill into block t+2's area, are copied to h_n, and are overwritten by
 extra B rows take the last step's spill.
 
 LSTM: the time loops are C on weights packed once per call; see the LSTM section below.
-Everything after argument unpacking runs without the GIL; all workspaces are per call.
+Everything after argument unpacking runs without the GIL; all workspaces are per call (large
+ones from fastseq._workspace, which reuses memory across calls).
 """
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
@@ -28,6 +29,8 @@ from libc.string cimport memcpy, memset
 from fastseq._blas cimport _gemm_rm, _gemv
 
 import numpy as np
+
+from fastseq import _workspace
 
 
 cdef extern from "recurrent.h" nogil:
@@ -279,8 +282,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         c0v = c0
         c0p = &c0v[0, 0]
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] w_cat = np.concatenate((w_ih, w_hh), axis=1)
-    cdef floating[::1] w_packed = np.empty(fs_packed_size(L, G4, _nr(<floating>0)), dtype)
+    cdef floating[:, ::1] w_cat = np.concatenate((w_ih, w_hh), axis=1,
+                                                 out=_workspace.empty((G4, L), dtype))
+    cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(L, G4, _nr(<floating>0)),
+                                                   dtype)
     with nogil:
         _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &xh[0, 0], L)
         _initial_state(B, H, h0p, &perm[0], &xh[0, D], L)
@@ -326,15 +331,17 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
         dcv = dc_n
         dc_np = &dcv[0, 0]
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] dgates = np.empty((min(N, target), G4), dtype)
+    cdef floating[:, ::1] dgates = _workspace.empty((min(N, target), G4), dtype)
     cdef floating[:, ::1] dh = np.empty((B, H), dtype)     # dL/dh_t reaching step t from t+1
     cdef floating[:, ::1] dc = np.empty((B, H), dtype)     # dL/dc_t reaching step t from t+1
     # [w_hh | w_ih] packed: one tile product per step gives [dh_{t-1} | dx_t]
-    cdef floating[:, ::1] w_cat = np.concatenate((w_hh, w_ih), axis=1)
-    cdef floating[::1] w_packed = np.empty(fs_packed_size(G4, H + D, _nr(<floating>0)), dtype)
-    cdef floating[:, ::1] dw_cat = np.zeros((G4, L), dtype)
-    cdef floating[::1] xh_packed = np.empty(fs_packed_size(min(N, target), L, _nr(<floating>0)),
-                                            dtype)
+    cdef floating[:, ::1] w_cat = np.concatenate((w_hh, w_ih), axis=1,
+                                                 out=_workspace.empty((G4, L), dtype))
+    cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(G4, H + D, _nr(<floating>0)),
+                                                   dtype)
+    cdef floating[:, ::1] dw_cat = _workspace.zeros((G4, L), dtype)
+    cdef floating[::1] xh_packed = _workspace.empty(
+        fs_packed_size(min(N, target), L, _nr(<floating>0)), dtype)
     with nogil:
         # Rows j >= n_{t+1} keep dh_n / dc_n until their last step t: nothing later touches them.
         _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)
@@ -456,8 +463,8 @@ def rnn_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh, bint 
         dhv = dh_n
         dh_np = &dhv[0, 0]
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] dz = np.empty((N, H), dtype)
-    cdef floating[:, ::1] dx_packed = np.empty((N, D), dtype)
+    cdef floating[:, ::1] dz = _workspace.empty((N, H), dtype)
+    cdef floating[:, ::1] dx_packed = _workspace.empty((N, D), dtype)
     cdef floating[:, ::1] dh = np.empty((B, H), dtype)
     with nogil:
         _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)

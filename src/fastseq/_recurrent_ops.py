@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from fastseq import _recurrent
+from fastseq import _recurrent, _workspace
 from fastseq._validation import check_blas_dims
 
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
@@ -273,14 +273,14 @@ def _lstm_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, packing, i
     H = w_hh_c.shape[1]
     dtype = x_arr.dtype
     N = int(batch_sizes.sum())
-    y = np.zeros((B, T, H), dtype) if ragged else np.empty((B, T, H), dtype)
+    y = (_workspace.zeros if ragged else _workspace.empty)((B, T, H), dtype)
     h_n = np.empty((B, H), dtype)
     c_n = np.empty((B, H), dtype)
     arrays = dict(
         w_ih=w_ih_c, w_hh=w_hh_c,
-        xh=np.empty((N, D + H), dtype),       # [x_packed | h_in], see _recurrent.pyx
-        gates=np.empty((N, 4 * H), dtype),
-        cells=np.empty((N, H), dtype),
+        xh=_workspace.empty((N, D + H), dtype),  # [x_packed | h_in], see _recurrent.pyx
+        gates=_workspace.empty((N, 4 * H), dtype),
+        cells=_workspace.empty((N, H), dtype),
         c_init=np.empty((B, H), dtype),
     )
     _recurrent.lstm_forward(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, c0_arr, perm, batch_sizes,
@@ -324,7 +324,7 @@ def _lstm_backward_impl(cache, dy_arr, dh_arr, dc_arr, isa=0):
     B, T, D, H = cache._shape
     dtype = cache._dtype
     a = cache._arrays
-    dx = np.zeros((B, T, D), dtype) if cache._ragged else np.empty((B, T, D), dtype)
+    dx = (_workspace.zeros if cache._ragged else _workspace.empty)((B, T, D), dtype)
     dw_ih = np.empty((4 * H, D), dtype)
     dw_hh = np.empty((4 * H, H), dtype)
     dbias = np.empty(4 * H, dtype)
@@ -386,13 +386,13 @@ def _rnn_forward_impl(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, relu, packing):
     H = w_hh_c.shape[1]
     dtype = x_arr.dtype
     N = int(batch_sizes.sum())
-    y = np.zeros((B, T, H), dtype) if ragged else np.empty((B, T, H), dtype)
+    y = (_workspace.zeros if ragged else _workspace.empty)((B, T, H), dtype)
     h_n = np.empty((B, H), dtype)
     arrays = dict(
         w_ih=w_ih_c, w_hh=w_hh_c, relu=relu,
-        x_packed=np.empty((N, D), dtype),
-        hidden=np.empty((N, H), dtype),
-        h_in=np.empty((N + B, H), dtype),
+        x_packed=_workspace.empty((N, D), dtype),
+        hidden=_workspace.empty((N, H), dtype),
+        h_in=_workspace.empty((N + B, H), dtype),
     )
     _recurrent.rnn_forward(x_arr, w_ih_c, w_hh_c, bias_c, h0_arr, relu, perm, batch_sizes,
                            y, h_n, arrays["x_packed"], arrays["hidden"], arrays["h_in"])
@@ -418,7 +418,7 @@ def _rnn_backward_impl(cache, dy_arr, dh_arr):
     B, T, D, H = cache._shape
     dtype = cache._dtype
     a = cache._arrays
-    dx = np.zeros((B, T, D), dtype) if cache._ragged else np.empty((B, T, D), dtype)
+    dx = (_workspace.zeros if cache._ragged else _workspace.empty)((B, T, D), dtype)
     dw_ih = np.empty((H, D), dtype)
     dw_hh = np.empty((H, H), dtype)
     dbias = np.empty(H, dtype)

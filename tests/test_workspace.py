@@ -1,0 +1,88 @@
+"""fastseq._workspace: the reused memory behind the recurrent ops' large per-call arrays."""
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from fastseq import _workspace
+
+BIG = (512, 1024)          # 2 MiB of float32: pooled
+SMALL = (8, 8)             # NumPy's own allocation
+
+
+@pytest.fixture(autouse=True)
+def _collect():
+    gc.collect()
+    yield
+    gc.collect()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.intp])
+@pytest.mark.parametrize("shape", [BIG, SMALL, 300_000, (3, 200, 700)])
+def test_empty_is_a_plain_writable_c_array(shape, dtype):
+    a = _workspace.empty(shape, dtype)
+    want = (shape,) if isinstance(shape, int) else shape
+    assert a.shape == want and a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
+    a[...] = 7
+    assert np.all(a == 7)
+
+
+def test_zeros_are_zero_on_reused_memory():
+    a = _workspace.empty(BIG, np.float32)
+    a.fill(np.nan)
+    del a
+    z = _workspace.zeros(BIG, np.float32)
+    assert not np.any(z)
+
+
+def test_memory_is_reused_only_after_every_view_is_gone():
+    shape = (513, 1021)    # a size no other test uses, so its block is the best fit below
+    a = _workspace.empty(shape, np.float32)
+    view = a[10:20]
+    view[...] = 1.0
+    ptr = a.__array_interface__["data"][0]
+    del a
+    gc.collect()
+    b = _workspace.empty(shape, np.float32)    # the block of `a` is still alive through `view`
+    assert not np.shares_memory(b, view)
+    b[...] = 2.0
+    assert np.all(view == 1.0)
+    del view
+    gc.collect()
+    c = _workspace.empty(shape, np.float32)    # now it comes back, pages still mapped
+    assert c.__array_interface__["data"][0] == ptr
+    del b, c
+
+
+def test_idle_memory_is_bounded():
+    blocks = [_workspace.empty((4 << 20,), np.float32) for _ in range(40)]   # 40 x 16 MiB
+    del blocks
+    gc.collect()
+    assert 0 < _workspace.idle_bytes() <= 64 << 20
+    huge = _workspace.empty((64 << 20,), np.float32)    # 256 MiB: never kept
+    before = _workspace.idle_bytes()
+    del huge
+    assert _workspace.idle_bytes() == before
+
+
+def test_threads_never_share_a_live_block():
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(200):
+                a = _workspace.empty(BIG, np.float64)
+                a.fill(k)
+                if not np.all(a == k):
+                    errors.append(k)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
