@@ -49,13 +49,14 @@ static inline int fs_cpu_has_avx2_fma(void)
 
 /* The LSTM cell update of one packed tile: rows r < mr, units u0..u0+nu of block row r:
  * pre-activations acc + bias -> activations stored to z (stride H between gates), c, h, y.
- * acc: the tile, row r at acc + r * NR laid out [i f g o] (U each). z, cp, co: row r at
+ * acc: the tile, row r at acc + r * NR laid out [i f g o] (U each; overwritten with the
+ * activations). z, cp, co: row r at
  * + r * zs / r * H. ho[r], yo[r]: where row r's h goes.
  * A NULL cell function means the portable per-row loop of recurrent_impl.h. */
-typedef void (*fs_cell_f_fn)(int mr, int nu, const float *acc, float *z, ptrdiff_t zs,
+typedef void (*fs_cell_f_fn)(int mr, int nu, float *acc, float *z, ptrdiff_t zs,
                              ptrdiff_t H, const float *b, const float *cp, float *co,
                              float *const *ho, float *const *yo);
-typedef void (*fs_cell_d_fn)(int mr, int nu, const double *acc, double *z, ptrdiff_t zs,
+typedef void (*fs_cell_d_fn)(int mr, int nu, double *acc, double *z, ptrdiff_t zs,
                              ptrdiff_t H, const double *b, const double *cp, double *co,
                              double *const *ho, double *const *yo);
 /* The backward cell of one row: a = [i f g o] activations (stride H), cp / cc = c_{t-1} / c_t,
@@ -82,37 +83,50 @@ typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, con
         else                                                                                      \
             _mm512_mask_storeu_##S(p, m, v);                                                      \
     } while (0)
+/* Stores of values no later step of this forward reads (the activations, y): with a full
+ * block and a 64-byte aligned address, non-temporal, so the big gates / y arrays are written
+ * without first being read into the cache (they are read again only by backward). */
+#define STNT_(S, p, v)                                                                            \
+    do {                                                                                          \
+        if (full && ((uintptr_t)(p) & 63) == 0)                                                   \
+            _mm512_stream_##S(p, v);                                                              \
+        else                                                                                      \
+            ST_(S, p, v);                                                                         \
+    } while (0)
 #define FS_DEF_CELL512(SFX, REAL, VT, S, MASK, U)                                                 \
     __attribute__((target("avx512f"))) static void fs_cell512_##SFX(                              \
-        int mr, int nu, const REAL *acc, REAL *z, ptrdiff_t zs, ptrdiff_t H, const REAL *b,       \
+        int mr, int nu, REAL *acc, REAL *z, ptrdiff_t zs, ptrdiff_t H, const REAL *b,             \
         const REAL *cp, REAL *co, REAL *const *ho, REAL *const *yo)                               \
     {                                                                                             \
         const MASK m = (MASK)(nu >= U ? ~0u : (1u << nu) - 1u);                                   \
         const int full = nu >= U;                                                                 \
         VT bq[4];                                                                                 \
         for (int q = 0; q < 4; ++q)                                                               \
-            bq[q] = LD_(S, b + q * H);                                         \
-        for (int r = 0; r < mr; ++r) {                                                            \
-            REAL *zr = z + r * zs;                                                                \
+            bq[q] = LD_(S, b + q * H);                                                            \
+        for (int r = 0; r < mr; ++r) {   /* pass 1: activations, in place in the tile */          \
+            REAL *ar = acc + r * 4 * U;                                                           \
             VT pre[4];                                                                            \
             for (int q = 0; q < 4; ++q)                                                           \
-                pre[q] = _mm512_add_##S(_mm512_loadu_##S(acc + r * 4 * U + q * U), bq[q]);         \
-            ST_(S, zr, fs_sigmoid512_##S(pre[0]));                             \
-            ST_(S, zr + H, fs_sigmoid512_##S(pre[1]));                         \
-            ST_(S, zr + 2 * H, fs_tanh512_##S(pre[2]));                        \
-            ST_(S, zr + 3 * H, fs_sigmoid512_##S(pre[3]));                     \
+                pre[q] = _mm512_add_##S(_mm512_loadu_##S(ar + q * U), bq[q]);                     \
+            _mm512_storeu_##S(ar, fs_sigmoid512_##S(pre[0]));                                     \
+            _mm512_storeu_##S(ar + U, fs_sigmoid512_##S(pre[1]));                                 \
+            _mm512_storeu_##S(ar + 2 * U, fs_tanh512_##S(pre[2]));                                \
+            _mm512_storeu_##S(ar + 3 * U, fs_sigmoid512_##S(pre[3]));                             \
         }                                                                                         \
-        for (int r = 0; r < mr; ++r) {                                                            \
-            const REAL *zr = z + r * zs;                                                          \
-            const VT i = LD_(S, zr), f = LD_(S, zr + H);    \
-            const VT g = LD_(S, zr + 2 * H);                                   \
-            const VT o = LD_(S, zr + 3 * H);                                   \
-            const VT c = _mm512_fmadd_##S(f, LD_(S, cp + r * H),               \
-                                          _mm512_mul_##S(i, g));                                  \
+        for (int r = 0; r < mr; ++r) {   /* pass 2: c, h; activations out to z */                 \
+            const REAL *ar = acc + r * 4 * U;                                                     \
+            REAL *zr = z + r * zs;                                                                \
+            const VT i = _mm512_loadu_##S(ar), f = _mm512_loadu_##S(ar + U);                      \
+            const VT g = _mm512_loadu_##S(ar + 2 * U), o = _mm512_loadu_##S(ar + 3 * U);          \
+            const VT c = _mm512_fmadd_##S(f, LD_(S, cp + r * H), _mm512_mul_##S(i, g));           \
             const VT h = _mm512_mul_##S(o, fs_tanh512_##S(c));                                    \
-            ST_(S, co + r * H, c);                                             \
-            ST_(S, ho[r], h);                                                  \
-            ST_(S, yo[r], h);                                                  \
+            STNT_(S, zr, i);                                                                      \
+            STNT_(S, zr + H, f);                                                                  \
+            STNT_(S, zr + 2 * H, g);                                                              \
+            STNT_(S, zr + 3 * H, o);                                                              \
+            ST_(S, co + r * H, c);                                                                \
+            ST_(S, ho[r], h);                                                                     \
+            STNT_(S, yo[r], h);                                                                   \
         }                                                                                         \
     }
 FS_DEF_CELL512(f, float, __m512, ps, __mmask16, 16)
@@ -150,6 +164,7 @@ FS_DEF_BROW512(f, float, __m512, ps, __mmask16, 16)
 FS_DEF_BROW512(d, double, __m512d, pd, __mmask8, 8)
 #undef LD_
 #undef ST_
+#undef STNT_
 #endif
 
 /* Row tiles of a team: `rows` rows cut into nt * ceil(rows / (nt * MR)) tiles of near-equal size
@@ -359,6 +374,12 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
 #define FS_BROW512(SFX, isa) NULL
 #endif
 
+#ifdef FS_HAVE_AVX2_CLONE
+#define FS_SFENCE() _mm_sfence()
+#else
+#define FS_SFENCE() ((void)0)
+#endif
+
 #define FS_DEF_LSTM_SEQ(SFX, R)                                                                   \
     struct fs_fwd_args_##SFX {                                                                    \
         ptrdiff_t T, D, H;                                                                        \
@@ -374,6 +395,7 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         fs_lstm_forward_rows_##SFX(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,  \
                                    a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->xh,     \
                                    a->y, a->perm, a->h_n, a->c_n);                                \
+        FS_SFENCE(); /* the cell's non-temporal stores are visible before the join */            \
     }                                                                                             \
     void fs_lstm_forward_seq_##SFX(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,                         \
                                    const ptrdiff_t *batch_sizes, R *gates, const R *bias,         \
