@@ -343,9 +343,9 @@ static void fs_run_team(int nt, fs_share_fn fn, void *arg)
 #define FS_LSTM_FWD_SEQ_PARAMS(R, F, C)                                                             \
     (int tid, int nt, ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,        \
      R *gates, const R *bias, const R *w_packed, F tile, C cell, const R *c_init, R *cells,       \
-     R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n)
+     const R *x, R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n)
 #define FS_LSTM_FWD_SEQ_ARGS                                                                      \
-    (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, xh, y,      \
+    (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, x, xh, y,   \
      perm, h_n, c_n)
 FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
             FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_cell_f_fn), FS_LSTM_FWD_SEQ_ARGS)
@@ -385,7 +385,7 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         ptrdiff_t T, D, H;                                                                        \
         const ptrdiff_t *batch_sizes, *perm;                                                      \
         R *gates, *cells, *xh, *y, *h_n, *c_n;                                                    \
-        const R *bias, *w_packed, *c_init;                                                        \
+        const R *bias, *w_packed, *c_init, *x;                                                    \
         fs_tile_##SFX##_fn tile;                                                                  \
         fs_cell_##SFX##_fn cell;                                                                  \
     };                                                                                            \
@@ -393,18 +393,18 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
     {                                                                                             \
         const struct fs_fwd_args_##SFX *a = (const struct fs_fwd_args_##SFX *)p;                  \
         fs_lstm_forward_rows_##SFX(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,  \
-                                   a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->xh,     \
-                                   a->y, a->perm, a->h_n, a->c_n);                                \
+                                   a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->x,      \
+                                   a->xh, a->y, a->perm, a->h_n, a->c_n);                         \
         FS_SFENCE(); /* the cell's non-temporal stores are visible before the join */            \
     }                                                                                             \
     void fs_lstm_forward_seq_##SFX(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,                         \
                                    const ptrdiff_t *batch_sizes, R *gates, const R *bias,         \
-                                   const R *w_packed, const R *c_init, R *cells, R *xh, R *y,     \
-                                   const ptrdiff_t *perm, R *h_n, R *c_n, int isa,                \
+                                   const R *w_packed, const R *c_init, R *cells, const R *x,      \
+                                   R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n, int isa,   \
                                    int max_threads)                                               \
     {                                                                                             \
         struct fs_fwd_args_##SFX a = {T, D, H, batch_sizes, perm, gates, cells, xh, y, h_n, c_n,  \
-                                      bias, w_packed, c_init, fs_tile_kernel_##SFX(isa),          \
+                                      bias, w_packed, c_init, x, fs_tile_kernel_##SFX(isa),       \
                                       FS_CELL512(SFX, isa)};                                      \
         double rows = 0;                                                                          \
         for (ptrdiff_t t = 0; t < T; ++t)                                                         \

@@ -23,9 +23,11 @@
  *   z = x_t w_ih^T + h_{t-1} w_hh^T + bias;  i,f,o = sigmoid(z_i,f,o), g = tanh(z_g)
  *   c = f * c_prev + i * g;  h = o * tanh(c)
  * Rows are the packed, length-sorted layout above:
- *   xh (N, D + H): row j = [x_t | h_{t-1}] of packed row j. On entry the x parts of all rows and
- *     the h parts of step 0's rows (h0 in sorted order, or zeros); the h parts of step t + 1's
- *     rows receive h_t of the sequences still running (a sequence's last h goes to h_n only).
+ *   x (B, T, D) batch-first, the input;
+ *   xh (N, D + H): out row j = [x_t | h_{t-1}] of packed row j. On entry the h parts of step 0's
+ *     rows (h0 in sorted order, or zeros); each thread copies x_t of its rows in just before
+ *     step t's products, and the h parts of step t + 1's rows receive h_t of the sequences still
+ *     running (a sequence's last h goes to h_n only).
  *     The same array is the input of the weight gradients: [dw_ih | dw_hh] = dgates^T @ xh.
  *   gates (N, 4H): out the activations i, f, g, o;  cells (N, H): out c_t;
  *   c_init (B, H): c0 in sorted order (zeros when none);
@@ -38,13 +40,13 @@
  * waits for another thread. */
 void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
                            float *gates, const float *bias, const float *w_packed,
-                           const float *c_init, float *cells, float *xh, float *y,
-                           const ptrdiff_t *perm, float *h_n, float *c_n, int isa,
+                           const float *c_init, float *cells, const float *x, float *xh,
+                           float *y, const ptrdiff_t *perm, float *h_n, float *c_n, int isa,
                            int max_threads);
 void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
                            double *gates, const double *bias, const double *w_packed,
-                           const double *c_init, double *cells, double *xh, double *y,
-                           const ptrdiff_t *perm, double *h_n, double *c_n, int isa,
+                           const double *c_init, double *cells, const double *x, double *xh,
+                           double *y, const ptrdiff_t *perm, double *h_n, double *c_n, int isa,
                            int max_threads);
 
 /* LSTM backward through steps t1-1 down to t0 (backprop through time, all but the weight

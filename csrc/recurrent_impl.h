@@ -151,8 +151,8 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
                                           const ptrdiff_t *batch_sizes, REAL *gates,
                                           const REAL *bias, const REAL *w_packed, TILE_FN tile,
                                           CELL_FN cell, const REAL *c_init, REAL *cells,
-                                          REAL *xh, REAL *y, const ptrdiff_t *perm, REAL *h_n,
-                                          REAL *c_n)
+                                          const REAL *x, REAL *xh, REAL *y,
+                                          const ptrdiff_t *perm, REAL *h_n, REAL *c_n)
 {
     const ptrdiff_t U = TILE_NR / 4, G4 = 4 * H, L = D + H;
     const ptrdiff_t B0 = batch_sizes[0], ntiles = fs_tile_count(B0, nt);
@@ -166,6 +166,14 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
         const REAL *c_prev = t == 0 ? c_init : cells + off_prev * H;
         REAL *c_out = cells + off * H;
         REAL *g = gates + off * G4;
+        /* this thread's rows of x_t into xh, just before the tile products read them */
+        for (ptrdiff_t k = tid; k < ntiles; k += nt) {
+            ptrdiff_t r0;
+            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            for (ptrdiff_t row = r0; row < r0 + mr; ++row)
+                memcpy(xh + (off + row) * L, x + (perm[row] * T + t) * D,
+                       (size_t)D * sizeof(REAL));
+        }
         /* panels outer, tiles inner: one panel (L x NR) stays in L1/L2 across this thread's tiles */
         for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;

@@ -55,12 +55,12 @@ cdef extern from "recurrent.h" nogil:
     void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
                                const ptrdiff_t *batch_sizes, float *gates, const float *bias,
                                const float *w_packed, const float *c_init, float *cells,
-                               float *xh, float *y, const ptrdiff_t *perm, float *h_n,
+                               const float *x, float *xh, float *y, const ptrdiff_t *perm, float *h_n,
                                float *c_n, int isa, int max_threads)
     void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
                                const ptrdiff_t *batch_sizes, double *gates, const double *bias,
                                const double *w_packed, const double *c_init, double *cells,
-                               double *xh, double *y, const ptrdiff_t *perm, double *h_n,
+                               const double *x, double *xh, double *y, const ptrdiff_t *perm, double *h_n,
                                double *c_n, int isa, int max_threads)
     void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
                                 ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
@@ -287,19 +287,18 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(L, G4, _nr(<floating>0)),
                                                    dtype)
     with nogil:
-        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &xh[0, 0], L)
         _initial_state(B, H, h0p, &perm[0], &xh[0, D], L)
         _initial_state(B, H, c0p, &perm[0], &c_init[0, 0], H)
         if floating is float:
             fs_pack_lstm_gates_f(H, L, &w_cat[0, 0], &w_packed[0])
             fs_lstm_forward_seq_f(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &xh[0, 0], &y[0, 0, 0], pp,
-                                  &h_n[0, 0], &c_n[0, 0], isa, 0)
+                                  &c_init[0, 0], &cells[0, 0], &x[0, 0, 0], &xh[0, 0],
+                                  &y[0, 0, 0], pp, &h_n[0, 0], &c_n[0, 0], isa, 0)
         else:
             fs_pack_lstm_gates_d(H, L, &w_cat[0, 0], &w_packed[0])
             fs_lstm_forward_seq_d(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &xh[0, 0], &y[0, 0, 0], pp,
-                                  &h_n[0, 0], &c_n[0, 0], isa, 0)
+                                  &c_init[0, 0], &cells[0, 0], &x[0, 0, 0], &xh[0, 0],
+                                  &y[0, 0, 0], pp, &h_n[0, 0], &c_n[0, 0], isa, 0)
 
 
 # Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
