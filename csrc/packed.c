@@ -2,9 +2,10 @@
  *
  * Three kernels per precision, chosen at run time (the wheel is built for baseline x86-64):
  *   AVX-512F: a 6 x 4-vector tile (24 accumulators of 32), per k 4 panel loads + 6 broadcasts
- *             for 24 FMAs;
+ *             for 24 FMAs; vectors past the nc valid columns are skipped;
  *   AVX2+FMA: the panel in 4 column strips of 2 vectors, 6 x 2 accumulators each (12 of 16);
- *   portable: plain loops (the compiler vectorises the column loop).
+ *             strips past nc are skipped;
+ *   portable: plain loops over all NR columns (the compiler vectorises the column loop).
  * The row count mr is a compile-time constant inside each kernel (a switch over 1..6 calls an
  * always_inline body), so the accumulators live in registers and the row loops are unrolled.
  */
@@ -58,9 +59,10 @@ FS_DEF_PACK(d, double, FS_TILE_NR_D)
 
 /* ---- portable kernel ---------------------------------------------------------------------- */
 #define FS_DEF_GENERIC(SFX, REAL, NR, AX)                                                         \
-    static void tile_generic_##SFX(int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
+    static void tile_generic_##SFX(int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda,     \
                                    const REAL *Bp, REAL *C)                                       \
     {                                                                                              \
+        (void)nc; /* all NR columns: the padding is zeros */                                      \
         for (int r = 0; r < mr; ++r)                                                               \
             for (int c = 0; c < NR; ++c)                                                           \
                 C[r * NR + c] = 0;                                                                 \
@@ -79,29 +81,37 @@ FS_DEF_GENERIC(tf, float, FS_TILE_NR_F, FS_A_T)
 FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
 
 #ifdef FS_HAVE_X86_KERNELS
-/* ---- AVX-512F: tile mr x (4 vectors of W) -------------------------------------------------
+/* ---- AVX-512F: tile mr x (nv vectors of W), nv = the vectors holding the nc valid columns ----
  * 24 named accumulators rather than arrays: with arrays GCC zeroed a 1.5 KiB stack copy with
  * `rep stos` on every call (4% of a forward) before keeping the live rows in registers. Rows
- * r >= mr vanish at compile time (mr is a constant in each instantiation). */
+ * r >= mr and vectors q >= nv vanish at compile time (both are constants in each instantiation),
+ * so a panel's zero padding costs no FMAs: e.g. D + H = 96 floats is a full panel and a half
+ * one, and the half one runs a 6 x 2-vector tile. */
 #define FS_ROW512_FMA(S, r, AX, c0, c1, c2, c3)                                                   \
     if (mr > (r)) {                                                                                \
         const __typeof__(b0) a = _mm512_set1_##S(AX(r, k));                                        \
         c0 = _mm512_fmadd_##S(a, b0, c0);                                                          \
-        c1 = _mm512_fmadd_##S(a, b1, c1);                                                          \
-        c2 = _mm512_fmadd_##S(a, b2, c2);                                                          \
-        c3 = _mm512_fmadd_##S(a, b3, c3);                                                          \
+        if (nv > 1)                                                                                \
+            c1 = _mm512_fmadd_##S(a, b1, c1);                                                      \
+        if (nv > 2)                                                                                \
+            c2 = _mm512_fmadd_##S(a, b2, c2);                                                      \
+        if (nv > 3)                                                                                \
+            c3 = _mm512_fmadd_##S(a, b3, c3);                                                      \
     }
 #define FS_ROW512_STORE(S, r, W, c0, c1, c2, c3)                                                  \
     if (mr > (r)) {                                                                                \
         _mm512_storeu_##S(C + (r) * 4 * (W), c0);                                                  \
-        _mm512_storeu_##S(C + (r) * 4 * (W) + (W), c1);                                            \
-        _mm512_storeu_##S(C + (r) * 4 * (W) + 2 * (W), c2);                                        \
-        _mm512_storeu_##S(C + (r) * 4 * (W) + 3 * (W), c3);                                        \
+        if (nv > 1)                                                                                \
+            _mm512_storeu_##S(C + (r) * 4 * (W) + (W), c1);                                        \
+        if (nv > 2)                                                                                \
+            _mm512_storeu_##S(C + (r) * 4 * (W) + 2 * (W), c2);                                    \
+        if (nv > 3)                                                                                \
+            _mm512_storeu_##S(C + (r) * 4 * (W) + 3 * (W), c3);                                    \
     }
 #define FS_DEF_AVX512(SFX, REAL, VT, S, W, AX)                                                        \
     FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void                                      \
-    tile512_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
-                      REAL *C)                                                                     \
+    tile512_##SFX##_n(const int mr, const int nv, ptrdiff_t K, const REAL *A, ptrdiff_t lda,       \
+                      const REAL *Bp, REAL *C)                                                     \
     {                                                                                              \
         const VT zero = _mm512_setzero_##S();                                                      \
         VT c00 = zero, c01 = zero, c02 = zero, c03 = zero, c10 = zero, c11 = zero, c12 = zero;     \
@@ -110,8 +120,10 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
         VT c51 = zero, c52 = zero, c53 = zero;                                                     \
         for (ptrdiff_t k = 0; k < K; ++k) {                                                        \
             const REAL *b = Bp + k * 4 * W;                                                        \
-            const VT b0 = _mm512_loadu_##S(b), b1 = _mm512_loadu_##S(b + W);                      \
-            const VT b2 = _mm512_loadu_##S(b + 2 * W), b3 = _mm512_loadu_##S(b + 3 * W);          \
+            const VT b0 = _mm512_loadu_##S(b);                                                     \
+            const VT b1 = nv > 1 ? _mm512_loadu_##S(b + W) : zero;                                 \
+            const VT b2 = nv > 2 ? _mm512_loadu_##S(b + 2 * W) : zero;                             \
+            const VT b3 = nv > 3 ? _mm512_loadu_##S(b + 3 * W) : zero;                             \
             FS_ROW512_FMA(S, 0, AX, c00, c01, c02, c03)                                            \
             FS_ROW512_FMA(S, 1, AX, c10, c11, c12, c13)                                            \
             FS_ROW512_FMA(S, 2, AX, c20, c21, c22, c23)                                            \
@@ -126,16 +138,26 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
         FS_ROW512_STORE(S, 4, W, c40, c41, c42, c43)                                               \
         FS_ROW512_STORE(S, 5, W, c50, c51, c52, c53)                                               \
     }                                                                                              \
-    __attribute__((target("avx512f"))) static void tile512_##SFX(                                 \
-        int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)                \
+    FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void tile512_##SFX##_nv(                  \
+        const int nv, int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)  \
     {                                                                                              \
         switch (mr) {                                                                              \
-        case 6: tile512_##SFX##_n(6, K, A, lda, Bp, C); break;                                     \
-        case 5: tile512_##SFX##_n(5, K, A, lda, Bp, C); break;                                     \
-        case 4: tile512_##SFX##_n(4, K, A, lda, Bp, C); break;                                     \
-        case 3: tile512_##SFX##_n(3, K, A, lda, Bp, C); break;                                     \
-        case 2: tile512_##SFX##_n(2, K, A, lda, Bp, C); break;                                     \
-        default: tile512_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
+        case 6: tile512_##SFX##_n(6, nv, K, A, lda, Bp, C); break;                                 \
+        case 5: tile512_##SFX##_n(5, nv, K, A, lda, Bp, C); break;                                 \
+        case 4: tile512_##SFX##_n(4, nv, K, A, lda, Bp, C); break;                                 \
+        case 3: tile512_##SFX##_n(3, nv, K, A, lda, Bp, C); break;                                 \
+        case 2: tile512_##SFX##_n(2, nv, K, A, lda, Bp, C); break;                                 \
+        default: tile512_##SFX##_n(1, nv, K, A, lda, Bp, C); break;                                \
+        }                                                                                          \
+    }                                                                                              \
+    __attribute__((target("avx512f"))) static void tile512_##SFX(                                 \
+        int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
+    {                                                                                              \
+        switch ((nc + W - 1) / W) {                                                                \
+        case 1: tile512_##SFX##_nv(1, mr, K, A, lda, Bp, C); break;                                \
+        case 2: tile512_##SFX##_nv(2, mr, K, A, lda, Bp, C); break;                                \
+        case 3: tile512_##SFX##_nv(3, mr, K, A, lda, Bp, C); break;                                \
+        default: tile512_##SFX##_nv(4, mr, K, A, lda, Bp, C); break;                               \
         }                                                                                          \
     }
 FS_DEF_AVX512(f, float, __m512, ps, 16, FS_A_N)
@@ -146,10 +168,10 @@ FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
 /* ---- AVX2+FMA: the 8-vector panel in 4 strips of 2 vectors, tile mr x 2 each -------------- */
 #define FS_DEF_AVX2(SFX, REAL, VT, S, W, AX)                                                          \
     FS_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void                                     \
-    tile256_##SFX##_n(const int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp,     \
-                      REAL *C)                                                                     \
+    tile256_##SFX##_n(const int mr, int ns, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
+                      const REAL *Bp, REAL *C)                                                     \
     {                                                                                              \
-        for (int s = 0; s < 4; ++s) {                                                              \
+        for (int s = 0; s < ns; ++s) {                                                             \
             VT c0[FS_TILE_MR], c1[FS_TILE_MR];                                                     \
             for (int r = 0; r < mr; ++r)                                                           \
                 c0[r] = c1[r] = _mm256_setzero_##S();                                              \
@@ -169,15 +191,16 @@ FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
         }                                                                                          \
     }                                                                                              \
     __attribute__((target("avx2,fma"))) static void tile256_##SFX(                                \
-        int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)                \
+        int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
     {                                                                                              \
+        const int ns = (nc + 2 * W - 1) / (2 * W); /* strips holding the nc valid columns */     \
         switch (mr) {                                                                              \
-        case 6: tile256_##SFX##_n(6, K, A, lda, Bp, C); break;                                     \
-        case 5: tile256_##SFX##_n(5, K, A, lda, Bp, C); break;                                     \
-        case 4: tile256_##SFX##_n(4, K, A, lda, Bp, C); break;                                     \
-        case 3: tile256_##SFX##_n(3, K, A, lda, Bp, C); break;                                     \
-        case 2: tile256_##SFX##_n(2, K, A, lda, Bp, C); break;                                     \
-        default: tile256_##SFX##_n(1, K, A, lda, Bp, C); break;                                    \
+        case 6: tile256_##SFX##_n(6, ns, K, A, lda, Bp, C); break;                                 \
+        case 5: tile256_##SFX##_n(5, ns, K, A, lda, Bp, C); break;                                 \
+        case 4: tile256_##SFX##_n(4, ns, K, A, lda, Bp, C); break;                                 \
+        case 3: tile256_##SFX##_n(3, ns, K, A, lda, Bp, C); break;                                 \
+        case 2: tile256_##SFX##_n(2, ns, K, A, lda, Bp, C); break;                                 \
+        default: tile256_##SFX##_n(1, ns, K, A, lda, Bp, C); break;                                \
         }                                                                                          \
     }
 FS_DEF_AVX2(f, float, __m256, ps, 8, FS_A_N)

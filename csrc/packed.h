@@ -11,8 +11,10 @@
  * panel p is K rows of NR contiguous values: Bp[p * K * NR + k * NR + c] = B[k, p * NR + c].
  * NR is 64 floats or 32 doubles (four 512-bit vectors, eight 256-bit ones), MR = 6 rows.
  *
- * fs_tile_*(mr, K, A, lda, Bp_panel, C): C[r * NR + c] = sum_k A[r * lda + k] * panel[k * NR + c]
- * for r < mr <= MR, all NR columns (the caller uses the valid ones). No accumulation into C: the
+ * fs_tile_*(mr, nc, K, A, lda, Bp_panel, C):
+ *   C[r * NR + c] = sum_k A[r * lda + k] * panel[k * NR + c]
+ * for r < mr <= MR and at least the columns c < nc (1 <= nc <= NR; a kernel may skip the vectors
+ * past nc, so C's columns from nc on may be left unwritten). No accumulation into C: the
  * caller adds the tile where it belongs (and fuses its own epilogue). Kernels for AVX-512F,
  * AVX2+FMA and portable C exist; fs_tile_kernel_* returns the best for the running CPU.
  * No allocation, no globals; safe to call from many threads.
@@ -26,9 +28,9 @@
 #define FS_TILE_NR_F 64
 #define FS_TILE_NR_D 32
 
-typedef void (*fs_tile_f_fn)(int mr, ptrdiff_t K, const float *A, ptrdiff_t lda,
+typedef void (*fs_tile_f_fn)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
                              const float *panel, float *C);
-typedef void (*fs_tile_d_fn)(int mr, ptrdiff_t K, const double *A, ptrdiff_t lda,
+typedef void (*fs_tile_d_fn)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
                              const double *panel, double *C);
 
 /* The tile kernel for this CPU. `isa` forces one: 0 = best available, 1 = portable C,

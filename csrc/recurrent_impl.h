@@ -184,7 +184,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
                 if (mr == 0)
                     break;
                 REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
-                tile(mr, L, a_in + r0 * L, L, panel, tbuf);
+                tile(mr, TILE_NR, L, a_in + r0 * L, L, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
                     const ptrdiff_t row = r0 + r;
                     /* a sequence ending at t writes h straight to h_n: its row of step t+1 would
@@ -277,7 +277,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
                 const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
                 if (mr == 0)
                     break;
-                tile(mr, G4, d + r0 * G4, G4, panel, tbuf);
+                tile(mr, (int)(j1 - j0), G4, d + r0 * G4, G4, panel, tbuf);
                 for (int r = 0; r < mr; ++r) {
                     const ptrdiff_t row = r0 + r;
                     const REAL *src = tbuf + r * TILE_NR;
@@ -309,7 +309,8 @@ FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G
         for (ptrdiff_t j0 = 0; j0 < L; j0 += TILE_NR) {
             const ptrdiff_t nj = L - j0 < TILE_NR ? L - j0 : TILE_NR;
             /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */
-            tile(mr, rows, dgates + i0, G4, xh_packed + (j0 / TILE_NR) * rows * TILE_NR, tbuf);
+            tile(mr, (int)nj, rows, dgates + i0, G4, xh_packed + (j0 / TILE_NR) * rows * TILE_NR,
+                 tbuf);
             for (int r = 0; r < mr; ++r)
                 SFX(add_row)(nj, tbuf + r * TILE_NR, dw + (i0 + r) * L + j0);
         }

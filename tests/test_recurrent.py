@@ -486,9 +486,10 @@ ISAS = [1, 2, 3]
 def test_tile_kernels_match_numpy(rng, dtype, isa):
     from fastseq import _recurrent
     assert _recurrent.tile_isa(isa) <= isa and _recurrent.tile_isa(isa) >= 1
-    # every row count 1..6 of the last tile, panels with and without zero padding, K = 1
+    # every row count 1..6 of the last tile, panels with and without zero padding (the last
+    # panel's valid columns spanning 1, 2, 3 and 4 vectors in both dtypes), K = 1
     for M, K, N in [(1, 1, 1), (7, 5, 3), (13, 33, 70), (6, 64, 64), (5, 128, 129), (12, 7, 100),
-                    (4, 3, 32)]:
+                    (4, 3, 32), (3, 9, 20), (5, 4, 13), (2, 6, 120)]:
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
         want = a.astype(np.float64) @ b.astype(np.float64)

@@ -88,9 +88,9 @@ cdef extern from "packed.h" nogil:
         FS_TILE_MR
         FS_TILE_NR_F
         FS_TILE_NR_D
-    ctypedef void (*fs_tile_f_fn)(int mr, ptrdiff_t K, const float *A, ptrdiff_t lda,
+    ctypedef void (*fs_tile_f_fn)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
                                   const float *panel, float *C)
-    ctypedef void (*fs_tile_d_fn)(int mr, ptrdiff_t K, const double *A, ptrdiff_t lda,
+    ctypedef void (*fs_tile_d_fn)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
                                   const double *panel, double *C)
     fs_tile_f_fn fs_tile_kernel_f(int isa)
     fs_tile_d_fn fs_tile_kernel_d(int isa)
@@ -141,9 +141,9 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
                 mr = min(<Py_ssize_t>FS_TILE_MR, M - r0)
                 a0 = &a[0, r0] if trans_a else &a[r0, 0]
                 if floating is float:
-                    tf(<int>mr, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                    tf(<int>mr, <int>nj, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
                 else:
-                    td(<int>mr, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                    td(<int>mr, <int>nj, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
                 for r in range(mr):
                     memcpy(&out[r0 + r, j0], &tbuf[r * nr], nj * sizeof(floating))
                 r0 += FS_TILE_MR
