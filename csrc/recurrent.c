@@ -168,20 +168,27 @@ FS_DEF_BROW512(d, double, __m512d, pd, __mmask8, 8)
 #endif
 
 /* Row tiles of a team: `rows` rows cut into nt * ceil(rows / (nt * MR)) tiles of near-equal size
- * (at most MR each); tile k is rows [k rows / ntiles, (k + 1) rows / ntiles) and belongs to
- * thread k % nt. Equal tile counts per thread and sizes differing by at most one row balance the
- * team (fixed 6-row tiles left 32 rows split 18 / 14). */
+ * (at most MR each); tile k is rows [k rows / ntiles, (k + 1) rows / ntiles). Thread tid takes
+ * the slots s = tid, tid + nt, ...; slot s of round j = s / nt is tile j nt + p in even rounds
+ * and j nt + nt - 1 - p in odd ones (p = s % nt): a snake, so that in a ragged batch (rows
+ * sorted longest first) the thread holding the longer half of a round alternates and the totals
+ * even out (a plain k % nt gave thread 0 the longer rows of every round: 7% of a ragged forward
+ * lost waiting for it). Equal tile counts per thread and sizes differing by at most one row
+ * balance a full batch (fixed 6-row tiles left 32 rows split 18 / 14). */
 static inline ptrdiff_t fs_tile_count(ptrdiff_t rows, int nt)
 {
     const ptrdiff_t per = (rows + (ptrdiff_t)nt * FS_TILE_MR - 1) / ((ptrdiff_t)nt * FS_TILE_MR);
     return per * nt;
 }
 
-/* Tile k's first row (*r0) and how many of its rows lie below n (the rows still running at a
- * step; 0 when the whole tile is past n, and so are all later tiles). */
-static inline int fs_tile_rows(ptrdiff_t k, ptrdiff_t rows, ptrdiff_t ntiles, ptrdiff_t n,
+/* Slot s's tile (see fs_tile_count): its first row (*r0) and how many of its rows lie below n
+ * (the rows still running at a step; 0 when the whole tile is past n, and then so are the tiles
+ * of every later slot of the same thread: they lie in later rounds). */
+static inline int fs_tile_rows(ptrdiff_t s, int nt, ptrdiff_t rows, ptrdiff_t ntiles, ptrdiff_t n,
                                ptrdiff_t *r0)
 {
+    const ptrdiff_t j = s / nt, p = s % nt;
+    const ptrdiff_t k = j * nt + (j & 1 ? nt - 1 - p : p);
     const ptrdiff_t lo = k * rows / ntiles, hi = (k + 1) * rows / ntiles;
     const ptrdiff_t end = hi < n ? hi : n;
     *r0 = lo;

@@ -1,8 +1,8 @@
 /* Type-generic bodies of the recurrent kernels, included twice by recurrent.c (float, double).
  * Not a public header. Expects: REAL (float/double), SFX(name) (name ## _f / _d),
  * VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO, TILE_FN, CELL_FN, BROW_FN,
- * TILE_NR (packed-tile kernel, forward and backward cell types, panel width), UINT and EXP_BITS (the unsigned integer
- * of REAL's width and its exponent mask); it #undefs them all at its end.
+ * TILE_NR (packed-tile kernel, forward and backward cell types, panel width), UINT and EXP_BITS
+ * (the unsigned integer of REAL's width and its exponent mask); it #undefs them all at its end.
  *
  * Every body is `static inline` with always_inline so that recurrent.c can compile it twice:
  * once for the baseline ISA and once inside a function carrying
@@ -139,10 +139,12 @@ FS_INLINE int SFX(all_finite_body)(ptrdiff_t n, const REAL *a)
 }
 
 /* ---- whole-sequence LSTM loops on packed weights (see fs_lstm_forward_seq_* in recurrent.h) ---
- * One thread's share: the row tiles k = tid (mod nt) of fs_tile_count / fs_tile_rows, every step.
+ * One thread's share: the row tiles of slots tid, tid + nt, ... (fs_tile_count / fs_tile_rows),
+ * every step.
  * A row is one sequence (rows are sorted by length), and nothing in a step couples two rows, so a
  * thread owns its sequences for the whole call and the threads never wait for each other. Tiles
- * interleave across threads so that a ragged batch (long sequences first) splits evenly.
+ * interleave across threads (snake order) so that a ragged batch (long sequences first) splits
+ * evenly.
  *
  * Forward, per step: tbuf = [x_t | h_{t-1}][tile rows] @ [w_ih | w_hh]^T (the four gates of a
  * unit block, K = D + H; the input projection rides in the same tile product instead of a
@@ -169,7 +171,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
         /* this thread's rows of x_t into xh, just before the tile products read them */
         for (ptrdiff_t k = tid; k < ntiles; k += nt) {
             ptrdiff_t r0;
-            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            const int mr = fs_tile_rows(k, nt, B0, ntiles, n, &r0);
             for (ptrdiff_t row = r0; row < r0 + mr; ++row)
                 memcpy(xh + (off + row) * L, x + (perm[row] * T + t) * D,
                        (size_t)D * sizeof(REAL));
@@ -180,7 +182,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
             const REAL *panel = w_packed + (u0 / U) * L * TILE_NR;
             for (ptrdiff_t k = tid; k < ntiles; k += nt) {
                 ptrdiff_t r0;
-                const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+                const int mr = fs_tile_rows(k, nt, B0, ntiles, n, &r0);
                 if (mr == 0)
                     break;
                 REAL *ho[FS_TILE_MR], *yo[FS_TILE_MR];
@@ -212,7 +214,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
         /* sequences whose last step is t (rows [n_next, n)) hand over their final cell state */
         for (ptrdiff_t k = tid; k < ntiles; k += nt) {
             ptrdiff_t r0;
-            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            const int mr = fs_tile_rows(k, nt, B0, ntiles, n, &r0);
             for (ptrdiff_t row = r0 > n_next ? r0 : n_next; row < r0 + mr; ++row)
                 memcpy(c_n + perm[row] * H, c_out + row * H, (size_t)H * sizeof(REAL));
         }
@@ -252,7 +254,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
         REAL *d = dgates + (off - off0) * G4;
         for (ptrdiff_t k = tid; k < ntiles; k += nt) {
             ptrdiff_t r0;
-            const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+            const int mr = fs_tile_rows(k, nt, B0, ntiles, n, &r0);
             for (ptrdiff_t row = r0; row < r0 + mr; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
@@ -274,7 +276,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
             const REAL *panel = w_packed + (j0 / TILE_NR) * G4 * TILE_NR;
             for (ptrdiff_t k = tid; k < ntiles; k += nt) {
                 ptrdiff_t r0;
-                const int mr = fs_tile_rows(k, B0, ntiles, n, &r0);
+                const int mr = fs_tile_rows(k, nt, B0, ntiles, n, &r0);
                 if (mr == 0)
                     break;
                 tile(mr, (int)(j1 - j0), G4, d + r0 * G4, G4, panel, tbuf);
@@ -305,7 +307,7 @@ FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G
     const ptrdiff_t ntiles = fs_tile_count(G4, nt);
     for (ptrdiff_t kt = tid; kt < ntiles; kt += nt) {
         ptrdiff_t i0;
-        const int mr = fs_tile_rows(kt, G4, ntiles, G4, &i0);
+        const int mr = fs_tile_rows(kt, nt, G4, ntiles, G4, &i0);
         for (ptrdiff_t j0 = 0; j0 < L; j0 += TILE_NR) {
             const ptrdiff_t nj = L - j0 < TILE_NR ? L - j0 : TILE_NR;
             /* tbuf = dgates[:, i0:i0+mr].T @ xh[:, j0:j0+NR] */
