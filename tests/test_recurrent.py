@@ -1,7 +1,9 @@
 """LSTM and Elman RNN kernels (fastseq.ops) against the NumPy reference, central finite
 differences, a step worked by hand, and PyTorch; plus threads, input immutability and errors."""
 import math
+import os
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -526,6 +528,72 @@ def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
     for name, a, b in zip(("dx", "dw_ih", "dw_hh", "dbias", "dh0", "dc0"), grads,
                           ref.lstm_backward(want[3], dy, dh_n, dc_n)):
         _close(a, b, dtype, name)
+
+
+def _team_sized_job(rng, seed_shift=0):
+    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread, csrc/recurrent.c)."""
+    B, T, D, H = 24 + seed_shift, 30, 8, 64
+    args = _lstm_args(rng, B, T, D, H, np.float32, scale=0.125)
+    lengths = _random_lengths(rng, B, T)
+    dy = rng.standard_normal((B, T, H)).astype(np.float32)
+
+    def run():
+        y, h_n, c_n, cache = ops.lstm_forward(*args, lengths=lengths)
+        return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
+    return run
+
+
+def test_lstm_teams_from_concurrent_calls(rng):
+    """Several Python threads running team-sized LSTM calls at once: one call holds the worker
+    pool, the others start threads of their own; every result equals the serial one."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    runs = [_team_sized_job(rng, k) for k in range(4)]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        serial = [run() for run in runs]
+        results = [None] * len(runs)
+        errors = []
+
+        def worker(i):
+            try:
+                for _ in range(5):
+                    results[i] = runs[i]()
+            except Exception as exc:  # pragma: no cover - surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    for got, want in zip(results, serial):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_lstm_team_after_fork(rng):
+    """The worker pool is per process: a forked child (whose copy of the pool has no threads)
+    runs team-sized calls with fresh workers and gets the parent's results."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    run = _team_sized_job(rng)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        want = run()                      # the parent's pool now has a worker
+        with warnings.catch_warnings():   # Python >= 3.12 warns about fork with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:                      # child: exit status 0 iff the results match
+            ok = False
+            try:
+                got = run()
+                ok = all(np.array_equal(a, b) for a, b in zip(got, want))
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        got = run()                       # and the parent's pool still works
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_lstm_results_do_not_depend_on_thread_count(rng):
