@@ -74,7 +74,8 @@ def _validate(kind, x, w_ih, w_hh, bias, states, lengths):
         state_arrs.append(s)
     for name, arr in arrays:
         _check_finite(arr, name)
-    check_blas_dims(rows_total=B * T, gate_width=gates * H, n_features=D, hidden_size=H)
+    if kind == "rnn":   # the RNN's products are BLAS calls (32-bit sizes); the LSTM has none
+        check_blas_dims(rows_total=B * T, gate_width=gates * H, n_features=D, hidden_size=H)
 
     if lengths is None:
         perm, batch_sizes, ragged = _packing(None, B, T)
