@@ -23,6 +23,17 @@
 #define FS_A_N(r, k) A[(r) * lda + (k)]
 #define FS_A_T(r, k) A[(k) * lda + (r)]
 
+/* KERNEL(mr, args...) with mr a compile-time constant 1..6 chosen by the run-time `mr`. */
+#define FS_MR_SWITCH(KERNEL, ...)                                                                  \
+    switch (mr) {                                                                                  \
+    case 6: KERNEL(6, __VA_ARGS__); break;                                                         \
+    case 5: KERNEL(5, __VA_ARGS__); break;                                                         \
+    case 4: KERNEL(4, __VA_ARGS__); break;                                                         \
+    case 3: KERNEL(3, __VA_ARGS__); break;                                                         \
+    case 2: KERNEL(2, __VA_ARGS__); break;                                                         \
+    default: KERNEL(1, __VA_ARGS__); break;                                                        \
+    }
+
 ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
 {
     return (N + nr - 1) / nr * K * nr;
@@ -141,14 +152,7 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
     FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void tile512_##SFX##_nv(                  \
         const int nv, int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)  \
     {                                                                                              \
-        switch (mr) {                                                                              \
-        case 6: tile512_##SFX##_n(6, nv, K, A, lda, Bp, C); break;                                 \
-        case 5: tile512_##SFX##_n(5, nv, K, A, lda, Bp, C); break;                                 \
-        case 4: tile512_##SFX##_n(4, nv, K, A, lda, Bp, C); break;                                 \
-        case 3: tile512_##SFX##_n(3, nv, K, A, lda, Bp, C); break;                                 \
-        case 2: tile512_##SFX##_n(2, nv, K, A, lda, Bp, C); break;                                 \
-        default: tile512_##SFX##_n(1, nv, K, A, lda, Bp, C); break;                                \
-        }                                                                                          \
+        FS_MR_SWITCH(tile512_##SFX##_n, nv, K, A, lda, Bp, C)                                      \
     }                                                                                              \
     __attribute__((target("avx512f"))) static void tile512_##SFX(                                 \
         int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
@@ -194,14 +198,7 @@ FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
         int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
     {                                                                                              \
         const int ns = (nc + 2 * W - 1) / (2 * W); /* strips holding the nc valid columns */     \
-        switch (mr) {                                                                              \
-        case 6: tile256_##SFX##_n(6, ns, K, A, lda, Bp, C); break;                                 \
-        case 5: tile256_##SFX##_n(5, ns, K, A, lda, Bp, C); break;                                 \
-        case 4: tile256_##SFX##_n(4, ns, K, A, lda, Bp, C); break;                                 \
-        case 3: tile256_##SFX##_n(3, ns, K, A, lda, Bp, C); break;                                 \
-        case 2: tile256_##SFX##_n(2, ns, K, A, lda, Bp, C); break;                                 \
-        default: tile256_##SFX##_n(1, ns, K, A, lda, Bp, C); break;                                \
-        }                                                                                          \
+        FS_MR_SWITCH(tile256_##SFX##_n, ns, K, A, lda, Bp, C)                                      \
     }
 FS_DEF_AVX2(f, float, __m256, ps, 8, FS_A_N)
 FS_DEF_AVX2(d, double, __m256d, pd, 4, FS_A_N)

@@ -351,6 +351,31 @@ def test_matches_torch_packed_batch(rng):
 
 
 # ---- threads, immutability ----------------------------------------------------------------------
+def _check_concurrent(runs, repeats):
+    """Each callable in `runs` on its own Python thread, `repeats` times, all at once: no error,
+    and every result bit-identical to a serial call."""
+    serial = [run() for run in runs]
+    results = [None] * len(runs)
+    errors = []
+
+    def worker(i):
+        try:
+            for _ in range(repeats):
+                results[i] = runs[i]()
+        except Exception as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for got, want in zip(results, serial):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_concurrent_calls_match_serial(rng):
     jobs = []
     for k in range(6):
@@ -365,26 +390,7 @@ def test_concurrent_calls_match_serial(rng):
         y, h_n, c_n, cache = ops.lstm_forward(*args, lengths=lengths)
         return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
 
-    serial = [run(j) for j in jobs]
-    results = [None] * len(jobs)
-    errors = []
-
-    def worker(i):
-        try:
-            for _ in range(3):
-                results[i] = run(jobs[i])
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for got, want in zip(results, serial):
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
+    _check_concurrent([lambda job=job: run(job) for job in jobs], repeats=3)
 
 
 def test_inputs_not_modified(rng):
@@ -549,26 +555,7 @@ def test_lstm_teams_from_concurrent_calls(rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     runs = [_team_sized_job(rng, k) for k in range(4)]
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
-        serial = [run() for run in runs]
-        results = [None] * len(runs)
-        errors = []
-
-        def worker(i):
-            try:
-                for _ in range(5):
-                    results[i] = runs[i]()
-            except Exception as exc:  # pragma: no cover - surfaced below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors
-    for got, want in zip(results, serial):
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
+        _check_concurrent(runs, repeats=5)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
