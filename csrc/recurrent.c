@@ -26,6 +26,11 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#else
+#include <fenv.h>
+#endif
 
 #include "packed.h"
 #include "recurrent.h"
@@ -353,6 +358,27 @@ static void fs_run_new_threads(int nt, fs_share_fn fn, void *arg)
  * ~45 us to start and join a thread, and an LSTM backward runs two teams per chunk of steps.
  * One call at a time uses the pool; a concurrent call (another Python thread) starts threads of
  * its own. After fork() the child starts with an empty pool (pthread_atfork). */
+/* A thread's floating-point mode (rounding, flush-to-zero / denormals-are-zero): a thread
+ * started per call inherits its creator's, a pool worker takes the caller's with each job, so a
+ * team computes every row as the caller would (bit-identical to a 1-thread call). */
+#if defined(__x86_64__) || defined(__i386__)
+struct fs_fpmode {
+    unsigned int csr;   /* MXCSR: all SSE/AVX arithmetic state */
+};
+static void fs_fpmode_get(struct fs_fpmode *m) { m->csr = _mm_getcsr(); }
+static void fs_fpmode_set(const struct fs_fpmode *m)
+{
+    if (_mm_getcsr() != m->csr)
+        _mm_setcsr(m->csr);
+}
+#else
+struct fs_fpmode {
+    fenv_t env;
+};
+static void fs_fpmode_get(struct fs_fpmode *m) { fegetenv(&m->env); }
+static void fs_fpmode_set(const struct fs_fpmode *m) { fesetenv(&m->env); }
+#endif
+
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
@@ -363,9 +389,10 @@ static struct {
     fs_share_fn fn;
     void *arg;
     int nt;
+    struct fs_fpmode fp;           /* the caller's floating-point mode, for the workers */
     long first_gen[FS_MAX_TEAM];   /* the job a worker was started for (set under mu) */
 } fs_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-             0, 0, 0, 0, NULL, NULL, 0, {0}};
+             0, 0, 0, 0, NULL, NULL, 0, {0}, {0}};
 static pthread_once_t fs_pool_once = PTHREAD_ONCE_INIT;
 
 static void fs_pool_prepare(void) { pthread_mutex_lock(&fs_pool.mu); }
@@ -396,7 +423,9 @@ static void *fs_pool_worker(void *p)
         const fs_share_fn fn = fs_pool.fn;
         void *const arg = fs_pool.arg;
         const int nt = fs_pool.nt;
+        const struct fs_fpmode fp = fs_pool.fp;
         pthread_mutex_unlock(&fs_pool.mu);
+        fs_fpmode_set(&fp);
         fn(arg, tid, nt);
         pthread_mutex_lock(&fs_pool.mu);
         if (--fs_pool.pending == 0)
@@ -425,8 +454,9 @@ static void fs_run_team(int nt, fs_share_fn fn, void *arg)
         fs_pool.first_gen[fs_pool.nworkers + 1] = fs_pool.gen + 1;   /* this call's job */
         pthread_t th;
         pthread_attr_t attr;
-        int ok = pthread_attr_init(&attr) == 0;
-        ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+        if (pthread_attr_init(&attr) != 0)
+            break;
+        int ok = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
         ok = ok && pthread_create(&th, &attr, fs_pool_worker,
                                   (void *)(intptr_t)(fs_pool.nworkers + 1)) == 0;
         pthread_attr_destroy(&attr);
@@ -440,6 +470,7 @@ static void fs_run_team(int nt, fs_share_fn fn, void *arg)
     fs_pool.fn = fn;
     fs_pool.arg = arg;
     fs_pool.nt = nt;
+    fs_fpmode_get(&fs_pool.fp);
     fs_pool.pending = nt - 1;
     ++fs_pool.gen;
     pthread_cond_broadcast(&fs_pool.wake);

@@ -558,6 +558,37 @@ def test_lstm_teams_from_concurrent_calls(rng):
         _check_concurrent(runs, repeats=5)
 
 
+def test_lstm_team_uses_the_callers_floating_point_mode(rng):
+    """Pool workers compute their rows in the caller's floating-point mode: with flush-to-zero
+    turned on after the workers were started, a team call still equals a 1-thread call, and no
+    row keeps a subnormal value."""
+    torch = pytest.importorskip("torch")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    B, T, D, H = 24, 30, 8, 64
+    x = np.full((B, T, D), 1e-20, np.float32)       # x w_ih ~ 1e-39: subnormal in float32
+    w_ih = np.full((4 * H, D), 1e-20, np.float32)
+    w_hh = np.zeros((4 * H, H), np.float32)
+    bias = np.zeros(4 * H, np.float32)
+
+    def run():
+        return ops.lstm_forward(x, w_ih, w_hh, bias)[0]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+        run()                                       # the pool's worker exists from here
+    assert np.any((run() != 0) & (np.abs(run()) < np.finfo(np.float32).tiny))
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
+            team = run()
+        with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+            alone = run()
+    finally:
+        torch.set_flush_denormal(False)
+    np.testing.assert_array_equal(team, alone)
+    assert not np.any((team != 0) & (np.abs(team) < np.finfo(np.float32).tiny))
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_lstm_team_after_fork(rng):
     """The worker pool is per process: a forked child (whose copy of the pool has no threads)

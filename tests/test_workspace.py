@@ -57,6 +57,18 @@ def test_memory_is_reused_only_after_every_view_is_gone():
     del b, c
 
 
+def test_a_block_is_reused_only_for_a_similar_size():
+    _workspace.release()
+    a = _workspace.empty((1 << 20,), np.float32)      # 4 MiB
+    ptr = a.__array_interface__["data"][0]
+    del a
+    b = _workspace.empty((3 << 18,), np.float32)      # 3 MiB: the 4 MiB block is too big for it
+    assert b.__array_interface__["data"][0] != ptr
+    c = _workspace.empty((7 << 17,), np.float32)      # 3.5 MiB: close enough
+    assert c.__array_interface__["data"][0] == ptr
+    del b, c
+
+
 def test_idle_memory_is_bounded_by_what_was_live():
     _workspace.release()
     assert _workspace.idle_bytes() == 0
@@ -76,10 +88,9 @@ def test_idle_blocks_expire():
         del a
         assert _workspace.idle_bytes() > 0
         time.sleep(0.05)
-        b = _workspace.empty((3, 5), np.float32)    # any request (here NumPy's) expires nothing
-        c = _workspace.empty((700, 1000), np.float64)   # a pooled one does
+        b = _workspace.empty((3, 5), np.float32)    # any request, even one NumPy serves
         assert _workspace.idle_bytes() == 0
-        del b, c
+        del b
     finally:
         _workspace._set_idle_seconds(old)
 

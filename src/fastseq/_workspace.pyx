@@ -9,20 +9,22 @@ memory). A library must not retune the process's malloc, so this module keeps it
 
 `empty(shape, dtype)` returns an ordinary writable ndarray whose memory is a `_Block`. When the
 last array viewing a block dies, the block goes back to a small pool instead of the system, and
-the next request of a similar size (1 to 2 times the block's size) gets it with its pages still
-mapped. A block is reused only after every view of it is gone (the array's `base` keeps the block
+the next request of a similar size (the block at most 1.25 times the request) gets it with its
+pages still mapped. A block is reused only after every view of it is gone (the array's `base` keeps the block
 alive), so no two live arrays ever share memory. Small requests go to NumPy (its allocator is
 fast there).
 
-How much it keeps: idle blocks total at most max(64 MiB, the most pooled memory that was ever
-live at once), i.e. never more than the program has shown it needs (a training loop's batch
-reuses the previous batch's blocks), oldest dropped first; and a block left idle for 5 s is freed
-at the next request or release. Blocks of 4 MiB and more are 2 MiB aligned and marked
+How much it keeps: idle blocks total at most max(64 MiB, the most pooled memory that was live
+at once since blocks last expired), i.e. no more than the program has shown it needs (a training
+loop's batch reuses the previous batch's blocks), oldest dropped first. A block left idle for
+5 s is freed at the next call of `empty` (any size) or the next block returned; there is no
+background thread, so a program that stops calling keeps its idle blocks until it calls again or
+calls `release()`. Blocks of 4 MiB and more are 2 MiB aligned and marked
 MADV_HUGEPAGE, as NumPy does for its own large arrays. All pool state is touched only with the
 GIL held and without calling back into Python, so it is consistent even when a collection frees
 blocks in the middle of a request.
 """
-from cpython.buffer cimport PyBUF_FORMAT
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.stdlib cimport free
 
 import numpy as np
@@ -77,10 +79,16 @@ cdef void _remove_slot(int k) noexcept:
 
 
 cdef void _expire(double now) noexcept:
-    """Free the blocks idle for longer than _idle_seconds (they are the oldest)."""
+    """Free the blocks idle for longer than _idle_seconds (they are the oldest); then the high
+    mark restarts from what is held now, so a burst long past does not keep raising the cap."""
+    global _peak
+    cdef bint freed = False
     while _nslots > 0 and now - _slot_since[0] > _idle_seconds:
         free(_slot_ptr[0])
         _remove_slot(0)
+        freed = True
+    if freed:
+        _peak = _live + _idle
 
 
 cdef void _give_back(void *ptr, size_t size) noexcept:
@@ -104,15 +112,15 @@ cdef void _give_back(void *ptr, size_t size) noexcept:
 
 
 cdef void *_take(size_t nbytes, size_t *size) noexcept:
-    """An idle block of nbytes..2*nbytes bytes (the smallest such), or a new one; NULL if the
-    system has no memory."""
+    """An idle block of nbytes..1.25*nbytes bytes (the smallest such), or a new one; NULL if
+    the system has no memory."""
     global _live, _peak
     cdef int k, best = -1
     cdef void *ptr = NULL
     cdef size_t align = HUGE_ALIGN if nbytes >= HUGE_BYTES else PAGE
     _expire(_now())
     for k in range(_nslots):
-        if nbytes <= _slot_size[k] <= 2 * nbytes and (
+        if nbytes <= _slot_size[k] <= nbytes + nbytes // 4 and (
                 best < 0 or _slot_size[k] < _slot_size[best]):
             best = k
     if best >= 0:
@@ -148,8 +156,8 @@ cdef class _Block:
         if flags & PyBUF_FORMAT:
             buf.format = b"B"
         buf.ndim = 1
-        buf.shape = self.shape
-        buf.strides = self.strides
+        buf.shape = self.shape if flags & PyBUF_ND else NULL
+        buf.strides = self.strides if flags & PyBUF_STRIDES == PyBUF_STRIDES else NULL
         buf.suboffsets = NULL
         buf.internal = NULL
 
@@ -170,6 +178,7 @@ def empty(shape, dtype):
     for n in shape:
         count *= n
     nbytes = count * dtype.itemsize
+    _expire(_now())
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     cdef _Block block = _Block.__new__(_Block)
