@@ -90,7 +90,7 @@ typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, con
     } while (0)
 /* Stores of values no later step of this forward reads (the activations, y): with a full
  * block and a 64-byte aligned address, non-temporal, so the big gates / y arrays are written
- * without first being read into the cache (they are read again only by backward). */
+ * without first being read into the cache (nothing reads them before the call returns). */
 #define STNT_(S, p, v)                                                                            \
     do {                                                                                          \
         if (full && ((uintptr_t)(p) & 63) == 0)                                                   \
@@ -177,8 +177,8 @@ FS_DEF_BROW512(d, double, __m512d, pd, __mmask8, 8)
  * the slots s = tid, tid + nt, ...; slot s of round j = s / nt is tile j nt + p in even rounds
  * and j nt + nt - 1 - p in odd ones (p = s % nt): a snake, so that in a ragged batch (rows
  * sorted longest first) the thread holding the longer half of a round alternates and the totals
- * even out (a plain k % nt gave thread 0 the longer rows of every round: 7% of a ragged forward
- * lost waiting for it). Equal tile counts per thread and sizes differing by at most one row
+ * even out (a plain k % nt gave thread 0 the longer rows of every round, ~53% of the work of the
+ * benchmark's ragged batch). Equal tile counts per thread and sizes differing by at most one row
  * balance a full batch (fixed 6-row tiles left 32 rows split 18 / 14). */
 static inline ptrdiff_t fs_tile_count(ptrdiff_t rows, int nt)
 {
@@ -352,12 +352,6 @@ static void fs_run_new_threads(int nt, fs_share_fn fn, void *arg)
     }
 }
 
-/* The team's workers: started on first use and kept, each asleep on a condition variable
- * between calls (a glibc condition wait does not spin, so an idle worker costs no CPU, unlike
- * OpenMP's and OpenBLAS's spinning workers). Waking one costs ~15 us on the 2-core VM against
- * ~45 us to start and join a thread, and an LSTM backward runs two teams per chunk of steps.
- * One call at a time uses the pool; a concurrent call (another Python thread) starts threads of
- * its own. After fork() the child starts with an empty pool (pthread_atfork). */
 /* A thread's floating-point mode (rounding, flush-to-zero / denormals-are-zero): a thread
  * started per call inherits its creator's, a pool worker takes the caller's with each job, so a
  * team computes every row as the caller would (bit-identical to a 1-thread call). */
@@ -379,6 +373,12 @@ static void fs_fpmode_get(struct fs_fpmode *m) { fegetenv(&m->env); }
 static void fs_fpmode_set(const struct fs_fpmode *m) { fesetenv(&m->env); }
 #endif
 
+/* The team's workers: started on first use and kept, each asleep on a condition variable
+ * between calls (a glibc condition wait does not spin, so an idle worker costs no CPU, unlike
+ * OpenMP's and OpenBLAS's spinning workers). Waking one costs ~15 us on the 2-core VM against
+ * ~45 us to start and join a thread, and an LSTM backward runs two teams per chunk of steps.
+ * One call at a time uses the pool; a concurrent call (another Python thread) starts threads of
+ * its own. After fork() the child starts with an empty pool (pthread_atfork). */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake, done;

@@ -296,8 +296,9 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
 }
 
 /* One thread's share of a chunk's weight gradients: dw (G4 x L) += dgates^T @ xh over `rows`
- * rows (xh_packed: the chunk's xh packed by fs_pack_rows; transposed-A tiles k = tid mod nt of
- * dw's rows) and dbias += the column sums of dgates over columns [G4 tid / nt, G4 (tid+1) / nt).
+ * rows (xh_packed: the chunk's xh packed by fs_pack_rows; transposed-A tiles over this
+ * thread's row tiles of dw, see fs_tile_rows) and dbias += the column sums of dgates over
+ * columns [G4 tid / nt, G4 (tid+1) / nt).
  * Every element is summed by one thread in row order, so the result does not depend on nt. */
 FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L,
                                     const REAL *dgates, const REAL *xh_packed, REAL *dw,

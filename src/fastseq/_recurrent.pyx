@@ -55,13 +55,13 @@ cdef extern from "recurrent.h" nogil:
     void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
                                const ptrdiff_t *batch_sizes, float *gates, const float *bias,
                                const float *w_packed, const float *c_init, float *cells,
-                               const float *x, float *xh, float *y, const ptrdiff_t *perm, float *h_n,
-                               float *c_n, int isa, int max_threads)
+                               const float *x, float *xh, float *y, const ptrdiff_t *perm,
+                               float *h_n, float *c_n, int isa, int max_threads)
     void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
                                const ptrdiff_t *batch_sizes, double *gates, const double *bias,
                                const double *w_packed, const double *c_init, double *cells,
-                               const double *x, double *xh, double *y, const ptrdiff_t *perm, double *h_n,
-                               double *c_n, int isa, int max_threads)
+                               const double *x, double *xh, double *y, const ptrdiff_t *perm,
+                               double *h_n, double *c_n, int isa, int max_threads)
     void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
                                 ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
                                 const float *cells, const float *c_init, const float *dy,

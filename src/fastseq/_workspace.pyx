@@ -3,26 +3,27 @@
 Why: an LSTM call allocates a few large arrays (the cache it returns, backward's workspaces),
 and each is freed again a moment later, typically at the next batch. glibc serves such sizes
 with fresh mmap'd pages or trims them back to the kernel on free, so every call paid the page
-faults and page zeroing of all its arrays again (measured: 45% of a (50, 32, 32, 64) float32
-forward+backward was kernel time; the same call ran 1.8x faster with glibc told to keep its
-memory). A library must not retune the process's malloc, so this module keeps its own.
+faults and page zeroing of all its arrays again (measured: 38% of the CPU time of a loop of
+(50, 32, 32, 64) float32 forward+backward calls was kernel time; the same call ran 1.8x faster
+with glibc told to keep its memory). A library must not retune the process's malloc, so this
+module keeps its own.
 
 `empty(shape, dtype)` returns an ordinary writable ndarray whose memory is a `_Block`. When the
 last array viewing a block dies, the block goes back to a small pool instead of the system, and
 the next request of a similar size (the block at most 1.25 times the request) gets it with its
-pages still mapped. A block is reused only after every view of it is gone (the array's `base` keeps the block
-alive), so no two live arrays ever share memory. Small requests go to NumPy (its allocator is
-fast there).
+pages still mapped. A block is reused only after every view of it is gone (the array's `base`
+keeps the block alive), so no two live arrays ever share memory. Small requests go to NumPy (its
+allocator is fast there).
 
 How much it keeps: idle blocks total at most max(64 MiB, the most pooled memory that was live
 at once since blocks last expired), i.e. no more than the program has shown it needs (a training
 loop's batch reuses the previous batch's blocks), oldest dropped first. A block left idle for
 5 s is freed at the next call of `empty` (any size) or the next block returned; there is no
 background thread, so a program that stops calling keeps its idle blocks until it calls again or
-calls `release()`. Blocks of 4 MiB and more are 2 MiB aligned and marked
-MADV_HUGEPAGE, as NumPy does for its own large arrays. All pool state is touched only with the
-GIL held and without calling back into Python, so it is consistent even when a collection frees
-blocks in the middle of a request.
+calls `release()`. Blocks of 4 MiB and more are 2 MiB aligned and marked MADV_HUGEPAGE, as NumPy
+does for its own large arrays. All pool state is touched only with the GIL held and without
+calling back into Python, so it is consistent even when a collection frees blocks in the middle
+of a request.
 """
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.stdlib cimport free
