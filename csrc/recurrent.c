@@ -498,10 +498,11 @@ FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
 #define FS_LSTM_BWD_SEQ_PARAMS(R, F, BR)                                                         \
     (int tid, int nt, ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,          \
      const ptrdiff_t *batch_sizes, const R *gates, const R *cells, const R *c_init, const R *dy,  \
-     const ptrdiff_t *perm, const R *w_packed, F tile, BR brow, R *dh, R *dc, R *dgates, R *dx)
+     const ptrdiff_t *perm, const R *w_packed, F tile, BR brow, R *dh, R *dc, R *dgates, R *dx,   \
+     const R *xh, R *xh_packed)
 #define FS_LSTM_BWD_SEQ_ARGS                                                                      \
     (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, brow, \
-     dh, dc, dgates, dx)
+     dh, dc, dgates, dx, xh, xh_packed)
 FS_DISPATCH(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
             FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_brow_f_fn), FS_LSTM_BWD_SEQ_ARGS)
 FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
@@ -559,8 +560,8 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
     struct fs_bwd_args_##SFX {                                                                    \
         ptrdiff_t T, t0, t1, H, D;                                                                \
         const ptrdiff_t *batch_sizes, *perm;                                                      \
-        const R *gates, *cells, *c_init, *dy, *w_packed;                                          \
-        R *dh, *dc, *dgates, *dx;                                                                 \
+        const R *gates, *cells, *c_init, *dy, *w_packed, *xh;                                     \
+        R *dh, *dc, *dgates, *dx, *xh_packed;                                                     \
         fs_tile_##SFX##_fn tile;                                                                  \
         fs_brow_##SFX##_fn brow;                                                                  \
     };                                                                                            \
@@ -569,16 +570,18 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         const struct fs_bwd_args_##SFX *a = (const struct fs_bwd_args_##SFX *)p;                  \
         fs_lstm_backward_rows_##SFX(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,      \
                                     a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,   \
-                                    a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx);            \
+                                    a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx, a->xh,      \
+                                    a->xh_packed);                                                \
     }                                                                                             \
     void fs_lstm_backward_seq_##SFX(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,         \
                                     ptrdiff_t D, const ptrdiff_t *batch_sizes, const R *gates,    \
                                     const R *cells, const R *c_init, const R *dy,                 \
                                     const ptrdiff_t *perm, const R *w_packed, R *dh, R *dc,       \
-                                    R *dgates, R *dx, int isa, int max_threads)                   \
+                                    R *dgates, R *dx, const R *xh, R *xh_packed, int isa,         \
+                                    int max_threads)                                              \
     {                                                                                             \
         struct fs_bwd_args_##SFX a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,   \
-                                      dy, w_packed, dh, dc, dgates, dx,                           \
+                                      dy, w_packed, xh, dh, dc, dgates, dx, xh_packed,            \
                                       fs_tile_kernel_##SFX(isa), FS_BROW512(SFX, isa)};           \
         double rows = 0;                                                                          \
         for (ptrdiff_t t = t0; t < t1; ++t)                                                       \
@@ -591,7 +594,8 @@ FS_DEF_LSTM_SEQ(f, float)
 FS_DEF_LSTM_SEQ(d, double)
 
 /* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
- * the transposed-A tiles over the packed xh chunk (no BLAS call: see fs_run_team). */
+ * the transposed-A tiles over the xh chunk that fs_lstm_backward_seq packed (no BLAS call: see
+ * fs_run_team). */
 #define FS_LSTM_WGRAD_PARAMS(R, F)                                                               \
     (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L, const R *dgates,                 \
      const R *xh_packed, R *dw, R *dbias, F tile)
@@ -615,13 +619,12 @@ FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
                                  a->dbias, a->tile);                                              \
     }                                                                                             \
     void fs_lstm_weight_grads_##SFX(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const R *dgates,    \
-                                    const R *xh, R *xh_packed, R *dw, R *dbias, int isa,          \
+                                    const R *xh_packed, R *dw, R *dbias, int isa,                 \
                                     int max_threads)                                              \
     {                                                                                             \
         const ptrdiff_t L = D + H;                                                                \
         struct fs_wgrad_args_##SFX a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,             \
                                         fs_tile_t_kernel_##SFX(isa)};                             \
-        fs_pack_rows_##SFX(rows, L, xh, L, xh_packed);                                            \
         fs_run_team(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
                     fs_wgrad_share_##SFX, &a);                                                    \
     }

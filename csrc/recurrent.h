@@ -53,8 +53,8 @@ void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_
 
 /* LSTM backward through steps t1-1 down to t0 (backprop through time, all but the weight
  * gradients; the driver runs it on chunks of steps and turns each chunk's dgates into weight
- * gradients with fs_lstm_weight_grads while they are in cache). Per step and row, with dh = dh_next + dy_t
- * (the gradient reaching h_t) and dc = dc_next:
+ * gradients with fs_lstm_weight_grads while they are in cache). Per step and row, with
+ * dh = dh_next + dy_t (the gradient reaching h_t) and dc = dc_next:
  *   tc = tanh(c);  dc += dh * o * (1 - tc^2)
  *   dz_i = dc g i (1-i),  dz_f = dc c_prev f (1-f),  dz_g = dc i (1-g^2),  dz_o = dh tc o (1-o)
  *   dc_next = dc * f;  [dh_next | dx_t] = dz @ [w_hh | w_ih]
@@ -62,29 +62,32 @@ void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_
  * order (on entry the gradients reaching step t1 - 1: dL/dh_n, dL/dc_n for t1 = T; on exit those
  * reaching step t0 - 1: dL/dh0, dL/dc0 for t0 = 0), it fills dgates with dz of steps [t0, t1)
  * (row 0 = the first row of step t0) and dx (B, T, D) batch-first at those steps (positions past
- * a length untouched). w_packed: fs_pack_rows_*(4H, H + D, [w_hh | w_ih], H + D). Threads as in
- * the forward. */
+ * a length untouched). w_packed: fs_pack_rows_*(4H, H + D, [w_hh | w_ih], H + D). It also packs
+ * the rows of xh (the forward's) of steps [t0, t1) into xh_packed as fs_pack_rows_*(rows,
+ * D + H, ...) would (rows = the chunk's row count; fs_packed_size(rows, D + H, NR) elements),
+ * each thread the rows it owns, for fs_lstm_weight_grads. Threads as in the forward. */
 void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
                             const ptrdiff_t *batch_sizes, const float *gates, const float *cells,
                             const float *c_init, const float *dy, const ptrdiff_t *perm,
                             const float *w_packed, float *dh, float *dc, float *dgates, float *dx,
-                            int isa, int max_threads);
+                            const float *xh, float *xh_packed, int isa, int max_threads);
 void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
                             const ptrdiff_t *batch_sizes, const double *gates,
                             const double *cells, const double *c_init, const double *dy,
                             const ptrdiff_t *perm, const double *w_packed, double *dh, double *dc,
-                            double *dgates, double *dx, int isa, int max_threads);
+                            double *dgates, double *dx, const double *xh, double *xh_packed,
+                            int isa, int max_threads);
 
 /* LSTM weight gradients of a chunk of rows (the backward's dgates of some steps and the matching
- * rows of xh): dw (4H, D + H) += dgates^T @ xh,  dbias (4H) += dgates.sum(axis=0). xh_packed:
- * workspace of fs_packed_size(rows, D + H, NR) elements. dw = [dw_ih | dw_hh] side by side.
- * Threads as in the forward (split over the rows of dw). */
+ * rows of xh, packed by fs_lstm_backward_seq_* into xh_packed): dw (4H, D + H) += dgates^T @ xh,
+ * dbias (4H) += dgates.sum(axis=0). dw = [dw_ih | dw_hh] side by side. Threads as in the
+ * forward (split over the rows of dw). */
 void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
-                            const float *xh, float *xh_packed, float *dw, float *dbias, int isa,
+                            const float *xh_packed, float *dw, float *dbias, int isa,
                             int max_threads);
 void fs_lstm_weight_grads_d(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const double *dgates,
-                            const double *xh, double *xh_packed, double *dw, double *dbias,
-                            int isa, int max_threads);
+                            const double *xh_packed, double *dw, double *dbias, int isa,
+                            int max_threads);
 
 /* Elman RNN forward, one step: h = act(z + bias), act = relu if `relu` else tanh.
  * z (n, H): in the pre-activations without bias, out h. Also h_out[r] = h[r] (the next step's

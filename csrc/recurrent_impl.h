@@ -235,7 +235,8 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
                                            const REAL *c_init, const REAL *dy,
                                            const ptrdiff_t *perm, const REAL *w_packed,
                                            TILE_FN tile, BROW_FN brow, REAL *dh, REAL *dc,
-                                           REAL *dgates, REAL *dx)
+                                           REAL *dgates, REAL *dx, const REAL *xh,
+                                           REAL *xh_packed)
 {
     const ptrdiff_t G4 = 4 * H, W = H + D;
     const ptrdiff_t B0 = batch_sizes[t0], ntiles = fs_tile_count(B0, nt);
@@ -245,6 +246,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
         off += batch_sizes[t];
         off0 += t < t0 ? batch_sizes[t] : 0;
     }
+    const ptrdiff_t chunk = off - off0;    /* rows of steps [t0, t1): xh_packed's K */
     for (ptrdiff_t t = t1 - 1; t >= t0; --t) {
         const ptrdiff_t n = batch_sizes[t];
         off -= n;
@@ -258,6 +260,16 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
             for (ptrdiff_t row = r0; row < r0 + mr; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
+                /* this row of xh into the chunk's packed panels (fs_pack_rows layout), for the
+                 * weight gradients that follow: each thread packs the rows it owns */
+                const REAL *xr = xh + (off + row) * W;
+                REAL *pk = xh_packed + (off - off0 + row) * TILE_NR;
+                for (ptrdiff_t j0 = 0; j0 < W; j0 += TILE_NR, pk += chunk * TILE_NR) {
+                    const ptrdiff_t nj = W - j0 < TILE_NR ? W - j0 : TILE_NR;
+                    memcpy(pk, xr + j0, (size_t)nj * sizeof(REAL));
+                    if (nj < TILE_NR)
+                        memset(pk + nj, 0, (size_t)(TILE_NR - nj) * sizeof(REAL));
+                }
                 if (brow) {
                     brow(H, ar, c_prev + row * H, c_cur + row * H, dy + (perm[row] * T + t) * H,
                          dh + row * H, dc + row * H, dr);
@@ -296,7 +308,7 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
 }
 
 /* One thread's share of a chunk's weight gradients: dw (G4 x L) += dgates^T @ xh over `rows`
- * rows (xh_packed: the chunk's xh packed by fs_pack_rows; transposed-A tiles over this
+ * rows (xh_packed: the chunk's xh packed as by fs_pack_rows; transposed-A tiles over this
  * thread's row tiles of dw, see fs_tile_rows) and dbias += the column sums of dgates over
  * columns [G4 tid / nt, G4 (tid+1) / nt).
  * Every element is summed by one thread in row order, so the result does not depend on nt. */

@@ -66,21 +66,22 @@ cdef extern from "recurrent.h" nogil:
                                 ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
                                 const float *cells, const float *c_init, const float *dy,
                                 const ptrdiff_t *perm, const float *w_packed, float *dh,
-                                float *dc, float *dgates, float *dx, int isa, int max_threads)
+                                float *dc, float *dgates, float *dx, const float *xh,
+                                float *xh_packed, int isa, int max_threads)
     void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
                                 ptrdiff_t D, const ptrdiff_t *batch_sizes, const double *gates,
                                 const double *cells, const double *c_init, const double *dy,
                                 const ptrdiff_t *perm, const double *w_packed, double *dh,
-                                double *dc, double *dgates, double *dx, int isa,
-                                int max_threads)
+                                double *dc, double *dgates, double *dx, const double *xh,
+                                double *xh_packed, int isa, int max_threads)
 
 
     void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
-                                const float *xh, float *xh_packed, float *dw, float *dbias,
-                                int isa, int max_threads)
+                                const float *xh_packed, float *dw, float *dbias, int isa,
+                                int max_threads)
     void fs_lstm_weight_grads_d(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const double *dgates,
-                                const double *xh, double *xh_packed, double *dw, double *dbias,
-                                int isa, int max_threads)
+                                const double *xh_packed, double *dw, double *dbias, int isa,
+                                int max_threads)
 
 
 cdef extern from "packed.h" nogil:
@@ -316,7 +317,7 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
                   floating[::1] dbias, floating[:, ::1] dh0, floating[:, ::1] dc0, int isa=0):
     """Backpropagation through time from the cache arrays; dx must be zero-filled if ragged."""
     cdef Py_ssize_t B = dy.shape[0], T = dy.shape[1], H = w_hh.shape[1], D = w_ih.shape[1]
-    cdef Py_ssize_t G4 = 4 * H, N = xh.shape[0], L = D + H, k, t0, t1, off1, rows
+    cdef Py_ssize_t G4 = 4 * H, N = xh.shape[0], L = D + H, k, t0, t1, rows
     cdef Py_ssize_t target = max(B, DGATES_CHUNK_BYTES // (G4 * sizeof(floating)))
     cdef const floating[:, ::1] dhv, dcv
     cdef const floating *dh_np = NULL
@@ -351,7 +352,6 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
         else:
             fs_pack_rows_d(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
         t1 = T
-        off1 = N
         while t1 > 0:
             # the chunk: steps [t0, t1), at least one, about `target` rows
             t0 = t1 - 1
@@ -362,18 +362,20 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             if floating is float:
                 fs_lstm_backward_seq_f(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
                                        &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
-                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
-                # [dw_ih | dw_hh] += dgates_chunk.T @ xh[chunk rows],  dbias += its column sums
-                fs_lstm_weight_grads_f(rows, H, D, &dgates[0, 0], &xh[off1 - rows, 0],
-                                       &xh_packed[0], &dw_cat[0, 0], &dbias[0], isa, 0)
+                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], &xh[0, 0],
+                                       &xh_packed[0], isa, 0)
+                # [dw_ih | dw_hh] += dgates_chunk.T @ xh[chunk rows] (packed by the call above),
+                # dbias += its column sums
+                fs_lstm_weight_grads_f(rows, H, D, &dgates[0, 0], &xh_packed[0],
+                                       &dw_cat[0, 0], &dbias[0], isa, 0)
             else:
                 fs_lstm_backward_seq_d(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
                                        &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
-                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], isa, 0)
-                fs_lstm_weight_grads_d(rows, H, D, &dgates[0, 0], &xh[off1 - rows, 0],
-                                       &xh_packed[0], &dw_cat[0, 0], &dbias[0], isa, 0)
+                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], &xh[0, 0],
+                                       &xh_packed[0], isa, 0)
+                fs_lstm_weight_grads_d(rows, H, D, &dgates[0, 0], &xh_packed[0],
+                                       &dw_cat[0, 0], &dbias[0], isa, 0)
             t1 = t0
-            off1 -= rows
         for k in range(G4):
             memcpy(&dw_ih[k, 0], &dw_cat[k, 0], D * sizeof(floating))
             memcpy(&dw_hh[k, 0], &dw_cat[k, D], H * sizeof(floating))
