@@ -74,8 +74,6 @@ cdef extern from "recurrent.h" nogil:
                                 const ptrdiff_t *perm, const double *w_packed, double *dh,
                                 double *dc, double *dgates, double *dx, const double *xh,
                                 double *xh_packed, int isa, int max_threads)
-
-
     void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
                                 const float *xh_packed, float *dw, float *dbias, int isa,
                                 int max_threads)
@@ -213,12 +211,12 @@ cdef inline void _backprop_product(Py_ssize_t n, Py_ssize_t width, Py_ssize_t H,
 
 cdef inline void _pack_input(Py_ssize_t T, Py_ssize_t D, const floating *x,
                              const Py_ssize_t *perm, const Py_ssize_t *batch_sizes,
-                             floating *x_packed, Py_ssize_t ld) noexcept nogil:
-    # x_packed[off_t + j, :D] = x[perm[j], t]  for j < n_t  (rows ld elements apart)
+                             floating *x_packed) noexcept nogil:
+    # x_packed[off_t + j] = x[perm[j], t]  for j < n_t
     cdef Py_ssize_t t, j, off = 0
     for t in range(T):
         for j in range(batch_sizes[t]):
-            memcpy(x_packed + (off + j) * ld, x + (perm[j] * T + t) * D, D * sizeof(floating))
+            memcpy(x_packed + (off + j) * D, x + (perm[j] * T + t) * D, D * sizeof(floating))
         off += batch_sizes[t]
 
 
@@ -303,8 +301,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
 
 
 # Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
-# turns into weight gradients (fs_lstm_weight_grads) while it is in cache, and no (N, 4H) dgates array is
-# allocated (a fresh 10+ MB array per call was a third of the small shapes' time in page faults).
+# turns into weight gradients (fs_lstm_weight_grads) while it is in cache, and no (N, 4H) dgates
+# array is allocated (a fresh 10+ MB array per call was a third of the small shapes' time in page
+# faults).
 DEF DGATES_CHUNK_BYTES = 2 << 20
 
 
@@ -424,7 +423,7 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         h0v = h0
         h0p = &h0v[0, 0]
     with nogil:
-        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0], D)
+        _pack_input(T, D, &x[0, 0, 0], &perm[0], &batch_sizes[0], &x_packed[0, 0])
         # hidden = x_packed @ w_ih.T   (pre-activations of all steps; bias added per step)
         _gemm_rm(False, True, <int>N, <int>H, <int>D, 1.0, &x_packed[0, 0], <int>D,
                  &w_ih[0, 0], <int>D, 0.0, &hidden[0, 0], <int>H)
