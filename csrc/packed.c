@@ -41,18 +41,22 @@ ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
 
 /* ---- packing (once per call; plain loops) ------------------------------------------------- */
 #define FS_DEF_PACK(SFX, REAL, NR)                                                                \
+    void fs_pack_row_##SFX(ptrdiff_t K, ptrdiff_t N, const REAL *row, ptrdiff_t k, REAL *Bp)     \
+    {                                                                                              \
+        Bp += k * NR;                                                                              \
+        for (ptrdiff_t j0 = 0; j0 < N; j0 += NR, Bp += K * NR) {                                   \
+            const ptrdiff_t nj = N - j0 < NR ? N - j0 : NR;                                        \
+            ptrdiff_t c = 0;                                                                       \
+            for (; c < nj; ++c)                                                                    \
+                Bp[c] = row[j0 + c];                                                               \
+            for (; c < NR; ++c)                                                                    \
+                Bp[c] = 0;                                                                         \
+        }                                                                                          \
+    }                                                                                              \
     void fs_pack_rows_##SFX(ptrdiff_t K, ptrdiff_t N, const REAL *b, ptrdiff_t ldb, REAL *Bp)     \
     {                                                                                              \
-        for (ptrdiff_t j0 = 0; j0 < N; j0 += NR) {                                                 \
-            const ptrdiff_t nj = N - j0 < NR ? N - j0 : NR;                                        \
-            for (ptrdiff_t k = 0; k < K; ++k, Bp += NR) {                                          \
-                ptrdiff_t c = 0;                                                                   \
-                for (; c < nj; ++c)                                                                \
-                    Bp[c] = b[k * ldb + j0 + c];                                                   \
-                for (; c < NR; ++c)                                                                \
-                    Bp[c] = 0;                                                                     \
-            }                                                                                      \
-        }                                                                                          \
+        for (ptrdiff_t k = 0; k < K; ++k)                                                          \
+            fs_pack_row_##SFX(K, N, b + k * ldb, k, Bp);                                           \
     }                                                                                              \
     void fs_pack_lstm_gates_##SFX(ptrdiff_t H, ptrdiff_t K, const REAL *w, REAL *Bp)             \
     {                                                                                              \

@@ -50,6 +50,10 @@ ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr);
 /* Pack B (K x N) given row-major with leading dimension ldb: B[k, j] = b[k * ldb + j]. */
 void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp);
 void fs_pack_rows_d(ptrdiff_t K, ptrdiff_t N, const double *b, ptrdiff_t ldb, double *Bp);
+/* Row k alone (N values at `row`) into the packed form of a K x N matrix: the rows of one matrix
+ * may be packed in any order, e.g. each by the thread that owns it. */
+void fs_pack_row_f(ptrdiff_t K, ptrdiff_t N, const float *row, ptrdiff_t k, float *Bp);
+void fs_pack_row_d(ptrdiff_t K, ptrdiff_t N, const double *row, ptrdiff_t k, double *Bp);
 
 /* Pack the transpose of an LSTM weight matrix w (4H x K, gates stacked i, f, g, o; the driver
  * passes [w_ih | w_hh], K = D + H) with the gates of a unit block side by side: panel p holds

@@ -260,16 +260,9 @@ FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff
             for (ptrdiff_t row = r0; row < r0 + mr; ++row) {
                 const REAL *ar = a + row * G4;
                 REAL *dr = d + row * G4;
-                /* this row of xh into the chunk's packed panels (fs_pack_rows layout), for the
-                 * weight gradients that follow: each thread packs the rows it owns */
-                const REAL *xr = xh + (off + row) * W;
-                REAL *pk = xh_packed + (off - off0 + row) * TILE_NR;
-                for (ptrdiff_t j0 = 0; j0 < W; j0 += TILE_NR, pk += chunk * TILE_NR) {
-                    const ptrdiff_t nj = W - j0 < TILE_NR ? W - j0 : TILE_NR;
-                    memcpy(pk, xr + j0, (size_t)nj * sizeof(REAL));
-                    if (nj < TILE_NR)
-                        memset(pk + nj, 0, (size_t)(TILE_NR - nj) * sizeof(REAL));
-                }
+                /* this row of xh into the chunk's packed panels, for the weight gradients that
+                 * follow: each thread packs the rows it owns */
+                SFX(pack_row)(chunk, W, xh + (off + row) * W, off - off0 + row, xh_packed);
                 if (brow) {
                     brow(H, ar, c_prev + row * H, c_cur + row * H, dy + (perm[row] * T + t) * H,
                          dh + row * H, dc + row * H, dr);
