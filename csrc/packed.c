@@ -123,7 +123,7 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
         if (nv > 3)                                                                                \
             _mm512_storeu_##S(C + (r) * 4 * (W) + 3 * (W), c3);                                    \
     }
-#define FS_DEF_AVX512(SFX, REAL, VT, S, W, AX)                                                        \
+#define FS_DEF_AVX512(SFX, REAL, VT, S, W, AX)                                                    \
     FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void                                      \
     tile512_##SFX##_n(const int mr, const int nv, ptrdiff_t K, const REAL *A, ptrdiff_t lda,       \
                       const REAL *Bp, REAL *C)                                                     \
@@ -174,7 +174,7 @@ FS_DEF_AVX512(tf, float, __m512, ps, 16, FS_A_T)
 FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
 
 /* ---- AVX2+FMA: the 8-vector panel in 4 strips of 2 vectors, tile mr x 2 each -------------- */
-#define FS_DEF_AVX2(SFX, REAL, VT, S, W, AX)                                                          \
+#define FS_DEF_AVX2(SFX, REAL, VT, S, W, AX)                                                      \
     FS_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void                                     \
     tile256_##SFX##_n(const int mr, int ns, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
                       const REAL *Bp, REAL *C)                                                     \

@@ -176,7 +176,7 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
                 memcpy(xh + (off + row) * L, x + (perm[row] * T + t) * D,
                        (size_t)D * sizeof(REAL));
         }
-        /* panels outer, tiles inner: one panel (L x NR) stays in L1/L2 across this thread's tiles */
+        /* panels outer, tiles inner: a panel (L x NR) stays in L1/L2 across this thread's tiles */
         for (ptrdiff_t u0 = 0; u0 < H; u0 += U) {
             const ptrdiff_t nu = H - u0 < U ? H - u0 : U;
             const REAL *panel = w_packed + (u0 / U) * L * TILE_NR;
@@ -225,9 +225,10 @@ FS_INLINE void SFX(lstm_forward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_
 
 /* Backward through time for one thread's tiles, steps t1-1 down to t0. dh, dc (B, H): on entry
  * dL/dh, dL/dc reaching step t1 - 1 in sorted order; on exit those reaching step t0 - 1. dgates
- * receives the rows of steps [t0, t1) only (row 0 = first row of step t0). w_packed: [w_hh | w_ih] (4H x (H + D)) packed with
- * fs_pack_rows, so that ONE tile product per step gives [dh_{t-1} | dx_t] = dgates_t @ [w_hh | w_ih]
- * while dgates_t is in cache (dx_t goes straight to dx[perm[row], t]). */
+ * receives the rows of steps [t0, t1) only (row 0 = first row of step t0). w_packed:
+ * [w_hh | w_ih] (4H x (H + D)) packed with fs_pack_rows, so that ONE tile product per step gives
+ * [dh_{t-1} | dx_t] = dgates_t @ [w_hh | w_ih] while dgates_t is in cache (dx_t goes straight to
+ * dx[perm[row], t]). xh_packed receives the thread's rows of xh for those steps (fs_pack_row). */
 FS_INLINE void SFX(lstm_backward_seq_body)(int tid, int nt, ptrdiff_t T, ptrdiff_t t0,
                                            ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
                                            const ptrdiff_t *batch_sizes,

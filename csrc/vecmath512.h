@@ -120,7 +120,8 @@ FS_512 __m512d fs_tanh512_pd(__m512d z)
         _mm512_castpd_si512(_mm512_sub_pd(E, _mm512_set1_pd(1.0))),
         _mm512_and_si512(_mm512_castpd_si512(z), sign_bit)));
     const __mmask8 is_small = _mm512_cmp_pd_mask(a, _mm512_set1_pd(0.625), _CMP_LT_OQ);
-    const __m512d num = _mm512_mask_blend_pd(is_small, em1, _mm512_mul_pd(z, _mm512_fmadd_pd(s, P, Q)));
+    const __m512d num =
+        _mm512_mask_blend_pd(is_small, em1, _mm512_mul_pd(z, _mm512_fmadd_pd(s, P, Q)));
     const __m512d den = _mm512_mask_blend_pd(is_small, _mm512_add_pd(E, _mm512_set1_pd(1.0)), Q);
     return _mm512_div_pd(num, den);
 }

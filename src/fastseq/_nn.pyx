@@ -63,10 +63,11 @@ LOSSES = {"squared_error": 0, "binary_log_loss": 1, "log_loss": 2}
 SOLVERS = {"sgd": 0, "adam": 1}
 DEFAULT_CHUNK = 4096   # rows per forward pass in predict (bounds the workspace)
 # Row blocking of the layer GEMMs (train_epoch's gemm_mnk): OpenBLAS's SkylakeX kernels (which it
-# also runs on Cooperlake / Sapphire Rapids and on AVX-512 AMD CPUs) take an unpacked "small matrix" path when
-# m*n*k <= 100**3, which on a (200 x 256) @ (256 x 128) layer product is ~15% faster per flop than
-# the packed path when the product is done as 7 blocks of 29 rows instead of one call. Same
-# flops; only the call pattern changes. Blocks of fewer rows than this are not worth it:
+# also runs on Cooperlake / Sapphire Rapids and on AVX-512 AMD CPUs) take an unpacked "small
+# matrix" path when m*n*k <= 100**3, which on a (200 x 256) @ (256 x 128) layer product is ~15%
+# faster per flop than the packed path when the product is done as 7 blocks of 29 rows instead of
+# one call. Same flops; only the call pattern changes. Blocks of fewer rows than this are not
+# worth it:
 cdef enum:
     MIN_BLOCK_ROWS = 8
 
