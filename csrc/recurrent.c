@@ -509,18 +509,14 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
             FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_brow_d_fn), FS_LSTM_BWD_SEQ_ARGS)
 
 /* The AVX-512 cells go with the AVX-512 tiles (isa 3), so forcing a lower ISA (tests) runs the
- * portable / AVX2 loops end to end. */
+ * portable / AVX2 loops end to end. FS_SFENCE orders the forward cell's non-temporal stores. */
 #ifdef FS_HAVE_AVX2_CLONE
 #define FS_CELL512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_cell512_##SFX : NULL)
 #define FS_BROW512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_brow512_##SFX : NULL)
+#define FS_SFENCE() _mm_sfence()
 #else
 #define FS_CELL512(SFX, isa) NULL
 #define FS_BROW512(SFX, isa) NULL
-#endif
-
-#ifdef FS_HAVE_AVX2_CLONE
-#define FS_SFENCE() _mm_sfence()
-#else
 #define FS_SFENCE() ((void)0)
 #endif
 
