@@ -12,7 +12,7 @@ within the method's tolerance), and one untimed run samples RSS (psutil, 2 ms) f
 memory. At the end a table is printed: case, method, iterations, ms/iter, total s, normal-eq
 residual, peak extra memory (% of X), and ms/iter relative to lsqr.
 
-Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so each
+Metadata (bench/README.md, ``fastseq._cli.bench.record``): one benchmark per impl per group, so each
 problem has two groups: ``{case} [precond]`` (fastseq cgls, scipy lsqr, sklearn Ridge lsqr) and
 ``{case} [no precond]`` (fastseq cgls without Jacobi scaling, the NumPy reference CGLS - the same
 algorithm -, scipy lsmr, sklearn Ridge sparse_cg). ``agreement``: the normal equations, X'X b
@@ -30,8 +30,8 @@ import scipy.sparse as sp
 import threadpoolctl
 from scipy.sparse.linalg import lsmr, lsqr
 
-from fastseq import _cgls
-from fastseq._bench import check_agreement, peak_extra_rss, pick, record
+from fastseq.linear_model import _cgls_fast as _cgls
+from fastseq._cli.bench import check_agreement, peak_extra_rss, pick, record
 from fastseq.ops import cgls
 from fastseq.reference.linear import cgls_reference
 

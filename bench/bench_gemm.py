@@ -1,13 +1,13 @@
-"""GEMM through fastseq's BLAS door (``fastseq._gemm.gemm``, SciPy's BLAS) vs NumPy's matmul and
+"""GEMM through fastseq's BLAS door (``fastseq._lib._gemm.gemm``, SciPy's BLAS) vs NumPy's matmul and
 PyTorch: the yardstick every other benchmark's GFLOP/s is read against.
 
-Also the worked example of the metadata convention (see bench/README.md and fastseq._bench).
+Also the worked example of the metadata convention (see bench/README.md and fastseq._cli.bench).
 """
 import numpy as np
 import pytest
 
-from fastseq._bench import check_agreement, pick, record
-from fastseq._gemm import gemm
+from fastseq._cli.bench import check_agreement, pick, record
+from fastseq._lib._gemm import gemm
 
 SIZES = pick(full=[128, 256, 512, 1024], quick=[64, 128])
 DTYPES = ["float64", "float32"]

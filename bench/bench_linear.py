@@ -14,7 +14,7 @@ At the end a table is printed: case, method, median s, ratio vs sklearn LinearRe
 the fastest fastseq solver where sklearn is not run), normal-equation residual
 ||Xc'(yc - Xc b)|| / ||Xc' yc||, coefficient relative error ||b - beta|| / ||beta||, peak extra RSS.
 
-Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so each
+Metadata (bench/README.md, ``fastseq._cli.bench.record``): one benchmark per impl per group, so each
 fastseq solver has its own group ``{case} [{solver}]`` (case ``LinearRegression.fit[{solver}]
 well|ill1e6``)
 with one scikit-learn competitor: Ridge(solver="cholesky") for cholesky, LinearRegression for the
@@ -33,7 +33,7 @@ from sklearn.linear_model import LinearRegression as SkLinearRegression
 from sklearn.linear_model import Ridge
 
 from fastseq import LinearRegression
-from fastseq._bench import check_agreement, peak_extra_rss, pick, record
+from fastseq._cli.bench import check_agreement, peak_extra_rss, pick, record
 
 HUGE = os.environ.get("FASTSEQ_BENCH_HUGE") == "1"
 RESULTS = []

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 from fastseq import MLPClassifier
-from fastseq._bench import check_agreement, pick, record
+from fastseq._cli.bench import check_agreement, pick, record
 from fastseq.reference import nn as ref
 
 THREADS = int(os.environ.get("FASTSEQ_BENCH_THREADS", "1"))

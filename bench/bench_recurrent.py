@@ -10,7 +10,7 @@ prints the table (shape, dtype, pass, fastseq ms, torch ms, ratio, reference ms,
 Shapes are (T, B, D, H). Forward flops = 2*T*B*4H*(D+H) (LSTM; H instead of 4H for the RNN),
 backward counted as twice that.
 
-Metadata follows bench/README.md (``fastseq._bench.record``: impl/case/dtype/agreement/flops/T/B/
+Metadata follows bench/README.md (``fastseq._cli.bench.record``: impl/case/dtype/agreement/flops/T/B/
 D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
 (``FASTSEQ_BENCH_QUICK=1``, ``fastseq bench --quick``) runs small shapes: a base LSTM shape and one
 shape each with T, H and B doubled, so the report can plot time against T, H and B.
@@ -21,8 +21,9 @@ import time
 import numpy as np
 import pytest
 
-from fastseq import _gemm, ops
-from fastseq._bench import QUICK, check_agreement, pick, record
+from fastseq import ops
+from fastseq._lib import _gemm
+from fastseq._cli.bench import QUICK, check_agreement, pick, record
 from fastseq.reference import recurrent as ref
 
 try:
@@ -53,7 +54,7 @@ _PEAK = {}
 
 
 def gemm_peak(dtype):
-    """GFLOP/s of fastseq's BLAS (fastseq._gemm.gemm) on 1024^2 matrices, best of 5."""
+    """GFLOP/s of fastseq's BLAS (fastseq._lib._gemm.gemm) on 1024^2 matrices, best of 5."""
     if dtype not in _PEAK:
         rng = np.random.default_rng(0)
         a = rng.standard_normal((1024, 1024)).astype(dtype)
@@ -170,7 +171,7 @@ _checked = {}
 def _check_agreement(kind, shape, dt, runners, pas):
     """fastseq vs reference (and torch) before timing; cached per group. Returns
     ({impl: max relative difference to the reference}, tolerance), as
-    fastseq._bench.check_agreement measures it."""
+    fastseq._cli.bench.check_agreement measures it."""
     key = (kind, shape, dt, pas)
     if key in _checked:
         return _checked[key]

@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from fastseq import LSTMClassifier, RNNClassifier
-from fastseq._bench import check_agreement, pick, record
+from fastseq._cli.bench import check_agreement, pick, record
 from fastseq.datasets import make_agreement
 
 # default: the thread count `fastseq bench --threads N` set (OMP_NUM_THREADS), else 2

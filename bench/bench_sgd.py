@@ -21,7 +21,7 @@ permutation, and batch_size=1 without shuffling against scikit-learn's updates (
 printed at the end reports median time, epochs, test R^2 and the relative normal-equation
 residual ||A^T (A theta - y)|| / ||A^T y|| (A = [X, 1]) so accuracy is comparable.
 
-Metadata (bench/README.md, ``fastseq._bench.record``): one benchmark per impl per group, so the
+Metadata (bench/README.md, ``fastseq._cli.bench.record``): one benchmark per impl per group, so the
 groups are split by batch size: ``sgd-epoch-{kind} bs=1`` (fastseq vs scikit-learn),
 ``bs=32``/``bs=256`` (fastseq vs the NumPy reference); ``sgd-tol-{kind} bs=...`` (fastseq at that
 batch size vs scikit-learn's per-sample SGD, timed in each group). ``agreement``: fastseq epochs
@@ -41,7 +41,7 @@ from sklearn.linear_model import SGDRegressor as SkSGDRegressor
 from sklearn.metrics import r2_score
 
 from fastseq import SGDRegressor
-from fastseq._bench import check_agreement, pick, record, relative_difference
+from fastseq._cli.bench import check_agreement, pick, record, relative_difference
 from fastseq.reference.sgd import sgd_epoch_reference
 
 N_TRAIN, N_TEST = pick(full=[(100_000, 20_000)], quick=[(20_000, 5_000)])[0]

@@ -1,11 +1,11 @@
-"""Shared pytest configuration of the benchmark suite (also installed as fastseq/_bench/bench)."""
+"""Shared pytest configuration of the benchmark suite (also installed as fastseq/_cli/bench/bench)."""
 
 
 def pytest_report_header(config):
     import threadpoolctl
 
     import fastseq
-    import fastseq._bench as fb
+    import fastseq._cli.bench as fb
 
     lines = [f"fastseq {fastseq.__version__}; quick mode: {fb.QUICK}"]
     for info in threadpoolctl.threadpool_info():

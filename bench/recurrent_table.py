@@ -72,7 +72,7 @@ def table(path):
                   f"(sum(lengths)/(B*T) = {frac:.2f}, ideal {1 / frac:.2f}x)")
     for name, peak in sorted({(i["extra_info"]["dtype"], i["extra_info"]["gemm_peak"])
                               for i in data["benchmarks"]}):
-        print(f"GEMM peak ({name}, 1024^2, fastseq._gemm.gemm, this run): {peak:.1f} GFLOP/s")
+        print(f"GEMM peak ({name}, 1024^2, fastseq._lib._gemm.gemm, this run): {peak:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from fastseq import _gemm
-from fastseq._validation import check_blas_dims, check_float_array
+from fastseq._lib import _gemm, _status
+from fastseq._lib.validation import check_blas_dims, check_float_array
 
 pytestmark = pytest.mark.kernels
 
@@ -24,8 +24,8 @@ def test_gemm_rejects_mismatch(rng):
 
 
 def test_status_messages():
-    assert "singular" in _gemm.status_message(2)
-    assert _gemm.status_message(999) == "unknown fastseq status"
+    assert "singular" in _status.status_message(2)
+    assert _status.status_message(999) == "unknown fastseq status"
 
 
 def test_check_float_array_errors():

@@ -7,8 +7,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator, lsqr
 from sklearn.exceptions import ConvergenceWarning
 
-from fastseq import _cgls
-from fastseq._cgls_solver import _cgls_solve
+from fastseq.linear_model import _cgls_fast as _cgls
+from fastseq.linear_model._cgls import _cgls_solve
 from fastseq.ops import CGLSResult, cgls
 from fastseq.reference.linear import cgls_reference
 
@@ -403,7 +403,7 @@ def test_malformed_csr_is_rejected_not_written_out_of_bounds():
 # threaded path only runs above ~2e6 stored entries (NormalOperator's cut-off).
 _THREADED_PASS = """
 import numpy as np, scipy.sparse as sp
-from fastseq import _cgls
+from fastseq.linear_model import _cgls_fast as _cgls
 rng = np.random.default_rng(0)
 A = rng.standard_normal((20000, 101))
 A[rng.random(A.shape) < 0.01] = 0.0

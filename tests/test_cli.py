@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fastseq
-from fastseq._bench import check_agreement, record, relative_difference
-from fastseq._bench.report import compute_ratios, load_rows, sweep_series, write_report
+from fastseq._cli.bench import check_agreement, record, relative_difference
+from fastseq._cli.bench.report import compute_ratios, load_rows, sweep_series, write_report
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 
@@ -99,7 +99,7 @@ def test_report_ratios_sweeps_and_no_matplotlib(tmp_path, monkeypatch):
     assert series[("lstm_forward", "float32", "T")]["lines"]["torch"] == [
         (8, 2e-3), (16, 3e-3), (32, 5e-3)]
 
-    import fastseq._bench.report as report
+    import fastseq._cli.bench.report as report
 
     monkeypatch.setattr(report, "_have_matplotlib", lambda: False)
     summary = write_report(str(tmp_path), benchmark_json=str(tmp_path / "b.json"),

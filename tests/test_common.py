@@ -35,7 +35,7 @@ EXPECTED_FAILED["MLPClassifier"] = {
     f"check_classifiers_multilabel_output_format_{m}": _MLP_MULTILABEL_REASON
     for m in ("predict", "predict_proba", "decision_function")}
 
-# ---- SGDRegressor (fastseq.sgd) ----
+# ---- SGDRegressor (fastseq.linear_model._sgd) ----
 from fastseq import SGDRegressor  # noqa: E402
 
 ESTIMATORS.append(SGDRegressor())
@@ -59,7 +59,7 @@ for _check in ("check_fit_idempotent", "check_fit_check_is_fitted", "check_n_fea
         "features with mean 100 make the default eta0=0.01 diverge: fastseq raises a clear "
         "divergence ValueError")
 
-# ---- recurrent networks (fastseq.recurrent) ----
+# ---- recurrent networks (fastseq.neural_network._recurrent) ----
 from fastseq import LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor  # noqa: E402
 
 _SEQ = dict(hidden_size=8, max_iter=300, tol=1e-3, learning_rate_init=0.02, random_state=0)

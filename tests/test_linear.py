@@ -1,4 +1,4 @@
-"""fastseq.LinearRegression and its kernels (fastseq._lstsq, csrc/lstsq.c).
+"""fastseq.LinearRegression and its kernels (fastseq.linear_model._lstsq_fast, csrc/linear_model/lstsq.c).
 
 Independent yardsticks: NumPy (block kernels), scipy.linalg (QR, lstsq, cho_solve, pinv),
 sklearn (Ridge, r2_score), and designs with known exact coefficients.
@@ -21,8 +21,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import fastseq.linear as linear_mod
-from fastseq import LinearRegression, _lstsq
+import fastseq.linear_model._lstsq as linear_mod
+from fastseq import LinearRegression
+from fastseq.linear_model import _lstsq_fast as _lstsq
 from fastseq.reference.linear import lstsq_qr_scaled
 
 SOLVERS = ["auto", "cholesky", "qr", "cgls"]

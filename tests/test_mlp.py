@@ -419,12 +419,12 @@ def test_partial_fit_with_early_stopping_flag(Est):
 def test_gemm_row_blocking_matches_sklearn(monkeypatch):
     # Where OpenBLAS has its small-matrix GEMM path the layer products are split into row blocks
     # (weight gradients accumulated over blocks): the training must still be scikit-learn's.
-    from fastseq import neural_network as nn
+    from fastseq._lib import blas_runtime as nn
     X, y = _clf_data(n=400, features=40)
     kw = dict(hidden_layer_sizes=(128, 64), max_iter=3, random_state=0, tol=0.0)
     sk = SkMLPClassifier(**kw).fit(X, y)
-    for budget in (nn._SMALL_GEMM_MNK, 0):  # 40*128*200 and 128*64*200 exceed 100**3: blocked
-        monkeypatch.setattr(nn, "_gemm_block_mnk", lambda: budget)
+    for budget in (nn.SMALL_GEMM_MNK, 0):  # 40*128*200 and 128*64*200 exceed 100**3: blocked
+        monkeypatch.setattr(nn, "gemm_block_mnk", lambda: budget)
         ours = MLPClassifier(**kw).fit(X, y)
         np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
         for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
@@ -432,7 +432,7 @@ def test_gemm_row_blocking_matches_sklearn(monkeypatch):
 
 
 def test_gemm_row_blocking_only_for_single_threaded_skylakex_openblas(monkeypatch):
-    from fastseq import neural_network as nn
+    from fastseq._lib import blas_runtime as nn
 
     class FakeOpenBLAS:
         def __init__(self, architecture, threads):
@@ -441,8 +441,8 @@ def test_gemm_row_blocking_only_for_single_threaded_skylakex_openblas(monkeypatc
         def get_num_threads(self):
             return self.threads
 
-    for lib, want in [(FakeOpenBLAS("SkylakeX", 1), nn._SMALL_GEMM_MNK),
+    for lib, want in [(FakeOpenBLAS("SkylakeX", 1), nn.SMALL_GEMM_MNK),
                       (FakeOpenBLAS("SkylakeX", 4), 0), (FakeOpenBLAS("Haswell", 1), 0),
                       (FakeOpenBLAS(None, 1), 0), (None, 0)]:
-        monkeypatch.setattr(nn, "_scipy_openblas", lambda: lib)
-        assert nn._gemm_block_mnk() == want
+        monkeypatch.setattr(nn, "scipy_openblas", lambda: lib)
+        assert nn.gemm_block_mnk() == want

@@ -1,8 +1,8 @@
-"""Compiled dense-network kernels (fastseq._nn / csrc/nn.c) against the NumPy reference."""
+"""Compiled dense-network kernels (fastseq.neural_network._mlp_fast / csrc/neural_network/mlp.c) against the NumPy reference."""
 import numpy as np
 import pytest
 
-from fastseq import _nn
+from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.reference import nn as ref
 
 pytestmark = pytest.mark.kernels
@@ -230,7 +230,7 @@ def test_grad_norm(rng, dtype):
 
 
 def _engine_loss_grad(coefs, intercepts, X, Y, act, loss, alpha):
-    from fastseq._training import FlatLayout
+    from fastseq.neural_network._training import FlatLayout
     sizes = np.array([X.shape[1]] + [W.shape[1] for W in coefs], dtype=np.intp)
     layout = FlatLayout([W.shape for W in coefs], [b.shape for b in intercepts])
     params = layout.pack(coefs, intercepts, X.dtype)
@@ -275,7 +275,7 @@ def test_train_epoch_vs_reference(rng, dtype, solver, gemm_mnk, shuffled):
     # The compiled epoch (gathered shuffled batches, fused bias gradients, ||W||^2 carried by the
     # optimizer step, and with gemm_mnk > 0 the layer GEMMs split into row blocks: here layers 1
     # and 2 in blocks of <= 10 and 9 rows, the output layer whole) against the NumPy epoch.
-    from fastseq._training import FlatLayout
+    from fastseq.neural_network._training import FlatLayout
     widths, n, batch, alpha, lr = [6, 11, 7, 3], 67, 25, 0.3, 0.05
     coefs = [rng.uniform(-0.6, 0.6, (a, b)) for a, b in zip(widths[:-1], widths[1:])]
     intercepts = [rng.uniform(-0.6, 0.6, b) for b in widths[1:]]

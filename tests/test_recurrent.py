@@ -484,7 +484,7 @@ def test_bad_inputs_raise_clear_errors(rng):
 
 
 # ---- the packed tile kernels and the fused LSTM loops ---------------------------------------------
-# csrc/packed.c has AVX-512, AVX2+FMA and portable kernels; the machine running the tests picks
+# csrc/lib/packed.c has AVX-512, AVX2+FMA and portable kernels; the machine running the tests picks
 # one, so each is forced here (an ISA the CPU lacks resolves to the best available: still tested).
 ISAS = [1, 2, 3]
 
@@ -492,7 +492,7 @@ ISAS = [1, 2, 3]
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("isa", ISAS)
 def test_tile_kernels_match_numpy(rng, dtype, isa):
-    from fastseq import _recurrent
+    from fastseq._recurrent import _recurrent_fast as _recurrent
     assert _recurrent.tile_isa(isa) <= isa and _recurrent.tile_isa(isa) >= 1
     # every row count 1..6 of the last tile, panels with and without zero padding (the last
     # panel's valid columns spanning 1, 2, 3 and 4 vectors in both dtypes), K = 1
@@ -515,8 +515,8 @@ def test_tile_kernels_match_numpy(rng, dtype, isa):
 def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
     """Shapes past the tiny ones above: several row tiles, unit blocks with a partial last one
     (H = 37, 17, 150 against blocks of 16 / 8 units), B = 1 streaming, and (24, 100, 3, 150) with
-    more than one backward chunk of steps (2 MiB of dgates each, _recurrent.pyx)."""
-    from fastseq._recurrent_ops import _lstm_backward_impl, _lstm_forward_impl, _packing
+    more than one backward chunk of steps (2 MiB of dgates each, _recurrent_fast.pyx)."""
+    from fastseq._recurrent.cells import _lstm_backward_impl, _lstm_forward_impl, _packing
     # weights scaled by 1/sqrt(H) as in torch's init: larger ones make an 80-step recurrence
     # amplify rounding differences (of summation order) past the reference tolerance
     x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, dtype, True, scale=H ** -0.5)
@@ -537,7 +537,7 @@ def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
 
 
 def _team_sized_job(rng, seed_shift=0):
-    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread, csrc/recurrent.c)."""
+    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread, csrc/recurrent/recurrent.c)."""
     B, T, D, H = 24 + seed_shift, 30, 8, 64
     args = _lstm_args(rng, B, T, D, H, np.float32, scale=0.125)
     lengths = _random_lengths(rng, B, T)
@@ -618,7 +618,7 @@ def test_lstm_results_do_not_depend_on_thread_count(rng):
     """Each thread of the team owns whole sequences and runs the same kernels on them, so the
     result is bit-identical for any team size (which follows the OpenMP thread limit)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    # big enough for a team: a thread needs a few MFLOP of work (csrc/recurrent.c)
+    # big enough for a team: a thread needs a few MFLOP of work (csrc/recurrent/recurrent.c)
     x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, 29, 40, 6, 64, np.float32, True, scale=0.125)
     lengths = _random_lengths(rng, 29, 40)
     dy = rng.standard_normal((29, 40, 64)).astype(np.float32)

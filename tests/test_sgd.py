@@ -1,4 +1,4 @@
-"""fastseq.SGDRegressor and its compiled epoch (fastseq._sgd).
+"""fastseq.SGDRegressor and its compiled epoch (fastseq.linear_model._sgd_fast).
 
 Independent references: the NumPy epoch in fastseq.reference.sgd (kernel level, to rounding),
 scikit-learn's SGDRegressor (batch_size=1, same updates), scipy.linalg.lstsq and sklearn's Ridge
@@ -18,7 +18,8 @@ from sklearn.linear_model import SGDRegressor as SkSGDRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fastseq import SGDRegressor, _sgd
+from fastseq import SGDRegressor
+from fastseq.linear_model import _sgd_fast as _sgd
 from fastseq.reference.sgd import optimal_init, sgd_epoch_reference
 
 SCHEDULES = ["constant", "optimal", "invscaling"]
@@ -562,7 +563,7 @@ def test_malformed_csr_and_switching_average(rng):
 def test_docstring_example():
     import doctest
 
-    import fastseq.sgd
+    import fastseq.linear_model._sgd
 
-    result = doctest.testmod(fastseq.sgd, verbose=False)
+    result = doctest.testmod(fastseq.linear_model._sgd, verbose=False)
     assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,4 @@
-"""fastseq._workspace: the reused memory behind the recurrent ops' large per-call arrays."""
+"""fastseq._lib._workspace: the reused memory behind the recurrent ops' large per-call arrays."""
 import gc
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from fastseq import _workspace
+from fastseq._lib import _workspace
 
 BIG = (512, 1024)          # 2 MiB of float32: pooled
 SMALL = (8, 8)             # NumPy's own allocation

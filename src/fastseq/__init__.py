@@ -6,15 +6,15 @@ scikit-learn estimators.
 __version__ = "0.1.0"
 
 from fastseq import ops  # noqa: E402
-from fastseq.linear import LinearRegression  # noqa: E402
-from fastseq.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
-from fastseq.recurrent import (  # noqa: E402
+from fastseq.linear_model import LinearRegression, SGDRegressor  # noqa: E402
+from fastseq.neural_network import (  # noqa: E402
     LSTMClassifier,
     LSTMRegressor,
+    MLPClassifier,
+    MLPRegressor,
     RNNClassifier,
     RNNRegressor,
 )
-from fastseq.sgd import SGDRegressor  # noqa: E402
 
 __all__ = ["__version__", "ops", "LinearRegression", "SGDRegressor", "MLPClassifier",
            "MLPRegressor", "RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]

@@ -35,11 +35,11 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "demo":
-        from fastseq._demo import run_demo
+        from fastseq._cli.demo import run_demo
 
         return run_demo(args.out, quick=args.quick, seed=args.seed)
     if args.command == "bench":
-        from fastseq._bench.run import run_bench
+        from fastseq._cli.bench.run import run_bench
 
         return run_bench(args.out, quick=args.quick, keyword=args.keyword, files=args.files,
                          threads=args.threads)

@@ -12,7 +12,7 @@ from scipy import linalg, sparse
 from sklearn.utils import check_random_state
 
 __all__ = ["make_agreement", "make_least_squares", "decode_agreement", "AGREEMENT_VOCABULARY",
-           "LEAST_SQUARES_KINDS"]
+           "AGREEMENT_ADJECTIVES", "LEAST_SQUARES_KINDS"]
 
 # ---- the agreement task ------------------------------------------------------------------------
 # Nouns come in (singular, plural) pairs; "who" introduces a relative clause after an animate
@@ -24,13 +24,14 @@ _ANIMATE = (("professor", "professors"), ("student", "students"), ("author", "au
 _INANIMATE = (("book", "books"), ("song", "songs"), ("car", "cars"), ("letter", "letters"))
 _VERBS = (("admires", "admire"), ("likes", "like"), ("sees", "see"), ("writes", "write"),
           ("praises", "praise"))
-_ADJECTIVES = ("old", "famous", "small", "new", "red", "quiet")
+AGREEMENT_ADJECTIVES = ("old", "famous", "small", "new", "red", "quiet")
+"""Adjectives that may stand before a noun (never the noun that fixes the verb's number)."""
 
 AGREEMENT_VOCABULARY = tuple(
     ["the", "that", "who"]
     + [w for pair in _ANIMATE + _INANIMATE for w in pair]
     + [w for pair in _VERBS for w in pair]
-    + list(_ADJECTIVES))
+    + list(AGREEMENT_ADJECTIVES))
 """Token strings, indexed by token id (the one-hot column)."""
 
 _ID = {w: i for i, w in enumerate(AGREEMENT_VOCABULARY)}
@@ -68,7 +69,7 @@ def _agreement_sentence(rng, subject_plural, depth, n_fillers):
         pool = _ANIMATE + _INANIMATE if i == 0 else _ANIMATE
         pair = pool[rng.integers(0, len(pool))]
         tokens.append("the")
-        tokens.extend(_ADJECTIVES[j] for j in rng.integers(0, len(_ADJECTIVES),
+        tokens.extend(AGREEMENT_ADJECTIVES[j] for j in rng.integers(0, len(AGREEMENT_ADJECTIVES),
                                                            size=adjective_slots[i]))
         tokens.append(pair[numbers_[i]])
         if i < depth:

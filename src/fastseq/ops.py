@@ -4,10 +4,10 @@ Each area adds its functions in its own block below, imported from its private m
 """
 
 # ---- least squares: conjugate-gradient least squares (CGLS) --------------------------------
-from fastseq._cgls_solver import CGLSResult, cgls  # noqa: E402,F401
+from fastseq.linear_model._cgls import CGLSResult, cgls  # noqa: E402,F401
 
-# ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent_ops) ----
-from fastseq._recurrent_ops import (  # noqa: F401
+# ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent.cells) ----
+from fastseq._recurrent.cells import (  # noqa: F401
     LSTMCache,
     RNNCache,
     lstm_backward,

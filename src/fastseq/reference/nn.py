@@ -1,4 +1,4 @@
-"""Readable NumPy reference of the dense-network kernels (``fastseq._nn``, ``csrc/nn.c``).
+"""Readable NumPy reference of the dense-network kernels (``fastseq.neural_network._mlp_fast``, ``csrc/neural_network/mlp.c``).
 
 Conventions (scikit-learn's MLP): weights ``W_l`` have shape (fan_in, fan_out), a layer is
 ``a_l = f(a_{l-1} @ W_l + b_l)``; the output layer and loss come in canonical pairs whose gradient
