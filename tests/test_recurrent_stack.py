@@ -18,7 +18,7 @@ RTOL = {np.float64: 1e-11, np.float32: 1e-4}
 CELLS = ["lstm", "rnn_tanh", "rnn_relu"]
 
 
-# ---- helpers --------------------------------------------------------------------------------------
+# ---- helpers -------------------------------------------------------------------------------------
 def _weights(rng, cell, D, H, num_layers, ndir, dtype, scale=0.5):
     """Random weights[l][d] = (w_ih, w_hh, bias) of the cell's shapes."""
     spec = stack.get_cell(cell)
@@ -77,7 +77,7 @@ def _flat_params(weights, states):
     return arrs
 
 
-# ---- against the NumPy reference --------------------------------------------------------------------
+# ---- against the NumPy reference -----------------------------------------------------------------
 SHAPES = [(3, 5, 4, 3), (1, 1, 2, 2), (4, 1, 3, 4), (1, 6, 1, 1), (5, 4, 2, 5)]
 
 
@@ -133,10 +133,10 @@ def test_layer_outputs_and_activations(rng, cell):
     else:
         assert acts == {}
     with pytest.raises(ValueError, match="keep_layer_outputs=True"):
-        ops.recurrent_stack_forward(x, weights, cell)[2].layer_outputs
+        _ = ops.recurrent_stack_forward(x, weights, cell)[2].layer_outputs
 
 
-# ---- finite differences through the whole stack -------------------------------------------------------
+# ---- finite differences through the whole stack --------------------------------------------------
 def _fd_check(loss, arrays, grads, eps=1e-6, rtol=1e-6, atol=1e-7):
     for k, (a, g) in enumerate(zip(arrays, grads)):
         num = np.empty_like(a)
@@ -201,11 +201,11 @@ def test_final_state_gradient_alone_reaches_lower_layers(rng):
     _fd_check(loss, [x] + _flat_params(weights, None), [dx] + _flat_params(dweights, None))
 
 
-# ---- against PyTorch ----------------------------------------------------------------------------------
+# ---- against PyTorch -----------------------------------------------------------------------------
 def _torch_stack(torch, cell, D, H, weights, dtype):
     """torch.nn.LSTM / RNN (2 layers, bidirectional) holding our weights (bias_hh = 0)."""
     L, ndir = len(weights), len(weights[0])
-    kw = dict(num_layers=L, bidirectional=ndir == 2, batch_first=True)
+    kw = {"num_layers": L, "bidirectional": ndir == 2, "batch_first": True}
     m = torch.nn.LSTM(D, H, **kw) if cell == "lstm" else \
         torch.nn.RNN(D, H, nonlinearity=cell[4:], **kw)
     m = m.double() if dtype == np.float64 else m.float()
@@ -275,7 +275,7 @@ def test_matches_torch_two_layer_bidirectional(rng, dtype, cell, packed):
                 _close(d_init[l][d][k], t0[k].grad[l * 2 + d].numpy(), dtype, f"d_init{sfx}")
 
 
-# ---- dropout, buffers, registry ------------------------------------------------------------------------
+# ---- dropout, buffers, registry ------------------------------------------------------------------
 def test_rng_dropout_draws_one_mask_per_upper_layer_in_order(rng):
     B, T, D, H, p = 3, 4, 2, 3, 0.3
     x = rng.standard_normal((B, T, D))
@@ -364,7 +364,7 @@ def test_cell_registry():
         del stack._CELLS["test_relu"]
 
 
-# ---- errors ----------------------------------------------------------------------------------------
+# ---- errors --------------------------------------------------------------------------------------
 def test_errors_name_the_argument(rng):
     B, T, D, H = 2, 3, 2, 3
     x = rng.standard_normal((B, T, D))

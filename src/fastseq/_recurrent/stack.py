@@ -20,21 +20,27 @@ Ragged batches: the backward direction reverses each sequence within its own len
 padding stays where it is), so it starts at the sequence's last valid step, as PyTorch's
 bidirectional layers do on a packed sequence; the cell kernels then skip the padding.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from fastseq._lib.validation import check_blas_dims
-from fastseq._recurrent.cells import (_check_finite, _float_array, _lstm_backward_impl,
-                                      _lstm_forward_impl, _packing, _rnn_backward_impl,
-                                      _rnn_forward_impl)
+from fastseq._recurrent.cells import (
+    _check_finite,
+    _float_array,
+    _lstm_backward_impl,
+    _lstm_forward_impl,
+    _packing,
+    _rnn_backward_impl,
+    _rnn_forward_impl,
+)
 
 __all__ = ["CellSpec", "register_cell", "get_cell", "StackTape",
            "recurrent_stack_forward", "recurrent_stack_backward"]
 
 
-# ---- cells ----------------------------------------------------------------------------------------
+# ---- cells ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CellSpec:
     """What the stack needs to know about one kind of recurrent cell.
@@ -72,13 +78,13 @@ class CellSpec:
 
     name: str
     gates: int
-    gate_names: Tuple[str, ...]
-    states: Tuple[str, ...]
-    biases: Tuple[str, ...]
+    gate_names: tuple[str, ...]
+    states: tuple[str, ...]
+    biases: tuple[str, ...]
     forward: Callable
     backward: Callable
-    nonlinearity: Optional[str] = None
-    activations: Optional[Callable] = None
+    nonlinearity: str | None = None
+    activations: Callable | None = None
     blas_sizes: bool = False
 
     @property
@@ -118,8 +124,8 @@ def get_cell(cell):
     try:
         return _CELLS[cell]
     except KeyError:
-        raise ValueError(f"unknown cell {cell!r}: expected one of {sorted(_CELLS)} "
-                         "(register new kinds with fastseq._recurrent.stack.register_cell)") from None
+        raise ValueError(f"unknown cell {cell!r}: expected one of {sorted(_CELLS)} (register "
+                         "new kinds with fastseq._recurrent.stack.register_cell)") from None
 
 
 def _lstm_forward(spec, x, params, init_states, packing):
@@ -218,7 +224,7 @@ def _take_time(a, idx):
     return np.ascontiguousarray(np.take_along_axis(a, idx[:, :, None], axis=1))
 
 
-# ---- forward / backward after validation ------------------------------------------------------------
+# ---- forward / backward after validation ---------------------------------------------------------
 def _forward(spec, x, weights, lengths, packing, initial_states=None, dropout=0.0, rng=None,
              masks=None, keep_layer_outputs=False):
     """The stack over validated arguments: C-contiguous arrays of x's dtype with consistent
@@ -269,7 +275,7 @@ def _backward(tape, dy=None, d_final_states=None, weight_grads_out=None, input_g
     the weights) receives the weight gradients in place (the estimators' flat gradient buffer);
     ``input_grad=False`` skips assembling dx of layer 0 (returned as None)."""
     spec = tape.spec
-    B, T, D, H, L, ndir = tape.shape
+    B, T, _, H, L, ndir = tape.shape
     rev = tape.rev
     no_states = (None,) * len(spec.states)
     d_top = dy
@@ -305,7 +311,7 @@ def _backward(tape, dy=None, d_final_states=None, weight_grads_out=None, input_g
     return (d_in if input_grad else None), dweights, d_init
 
 
-# ---- public entry points (validation) -----------------------------------------------------------------
+# ---- public entry points (validation) ------------------------------------------------------------
 def _nested(value, L, ndir, name, what):
     """Check `value` nests as [layer][direction] (or is None); returns it as nested lists."""
     if value is None:
@@ -450,7 +456,8 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
     ndir = len(first) if isinstance(first, (list, tuple)) else 0
     if ndir not in (1, 2):
         raise ValueError(f"weights[0] must hold 1 (unidirectional) or 2 (bidirectional) "
-                         f"parameter tuples, got {ndir}")
+                         f"parameter tuples, got {ndir}: weights nest as [layer][direction], "
+                         f"e.g. [[(w_ih, w_hh, bias)]] for one unidirectional layer")
     _nested(weights, L, ndir, "weights", f"{spec.params} tuples")
     w_hh0 = np.asarray(first[0][1]) if len(first[0]) == n_par else None
     if w_hh0 is None or w_hh0.ndim != 2 or w_hh0.shape[1] == 0:
@@ -558,7 +565,7 @@ def recurrent_stack_backward(tape, dy=None, d_final_states=None):
         raise TypeError(f"recurrent_stack_backward needs the tape returned by "
                         f"recurrent_stack_forward, got {type(tape).__name__}")
     spec = tape.spec
-    B, T, D, H, L, ndir = tape.shape
+    B, T, _, H, L, ndir = tape.shape
     dtype = tape.dtype
     dy_arr = None
     if dy is not None:

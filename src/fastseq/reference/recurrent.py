@@ -158,7 +158,7 @@ def rnn_backward(cache, dy, dh_n=None):
     return dx, dw_ih, dw_hh, dbias, dh
 
 
-# ---- the layer stack (fastseq.ops.recurrent_stack_forward / _backward) ------------------------------
+# ---- the layer stack (fastseq.ops.recurrent_stack_forward / _backward) ---------------------------
 # Cells by name: (forward, backward, state names). forward(x, params, states, lengths) returns
 # (y, final states tuple, cache); backward(cache, dy, d_final states) returns
 # (dx, d_params tuple, d_initial states tuple).
@@ -228,7 +228,7 @@ def recurrent_stack_forward(x, weights, cell="lstm", lengths=None, initial_state
         layers.append((mask, caches))
         finals.append(layer_finals)
         inp = np.concatenate(outs, axis=2)
-    tape = dict(cell=cell, lengths=lengths, layers=layers, H=weights[0][0][1].shape[1])
+    tape = {"cell": cell, "lengths": lengths, "layers": layers, "H": weights[0][0][1].shape[1]}
     return inp, finals, tape
 
 
