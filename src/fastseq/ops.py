@@ -16,7 +16,16 @@ from fastseq._recurrent.cells import (  # noqa: F401
     rnn_forward,
 )
 
+# ---- recurrent: the layer stack (layers x directions x dropout; see fastseq._recurrent.stack) ----
+from fastseq._recurrent.stack import (  # noqa: E402,F401
+    CellSpec,
+    StackTape,
+    recurrent_stack_backward,
+    recurrent_stack_forward,
+)
+
 __all__ = [
     "CGLSResult", "cgls",
     "LSTMCache", "RNNCache", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
+    "CellSpec", "StackTape", "recurrent_stack_forward", "recurrent_stack_backward",
 ]

@@ -6,10 +6,11 @@ cross-entropy, softmax + cross-entropy, identity + squared error). All parameter
 flat buffer (``_training.FlatLayout``: recurrent weights, output weights, then biases), the
 optimizer steps are the fused kernels of ``_nn`` (SGD/Nesterov, Adam, L2 decay, gradient clipping
 by global norm), the epoch bookkeeping is ``_training.EpochLoop`` — the same engine as the MLPs.
-Per batch, Python only slices the batch and calls compiled code: the kernels behind
-``fastseq.ops.lstm_forward`` / ``rnn_forward`` (and backward; entered past their public
-validation, see ``fastseq._recurrent.cells._lstm_forward_impl``) per layer and direction, and ``_nn.loss_grad`` for the output layer
-(its forward, loss, backward and the gradient w.r.t. the recurrent features).
+Per batch, Python only slices the batch and calls compiled code: the recurrent layer stack of
+the ops layer (``fastseq.ops.recurrent_stack_forward`` / ``_backward``, entered past its public
+validation: ``fastseq._recurrent.stack._forward``), which runs the cell kernels per layer and
+direction, and ``_nn.loss_grad`` for the output layer (its forward, loss, backward and the
+gradient w.r.t. the recurrent features).
 
 Inputs: ``(n, T, F)`` arrays, ``(n, T)`` arrays (univariate), or lists of ``(T_i, F)`` /
 ``(T_i,)`` arrays (ragged: sequences are zero-padded once per fit, and the kernels receive the
@@ -33,8 +34,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fastseq.neural_network import _mlp_fast as _nn
-from fastseq._recurrent.cells import (_lstm_backward_impl, _lstm_forward_impl, _packing,
-                             _rnn_backward_impl, _rnn_forward_impl)
+from fastseq._recurrent.cells import _packing
+from fastseq._recurrent.stack import _backward as _stack_backward
+from fastseq._recurrent.stack import _forward as _stack_forward
+from fastseq._recurrent.stack import get_cell
 from fastseq.neural_network._training import (  # noqa: F401
     TRAINING_PARAMETER_CONSTRAINTS,
     DivergenceWarning,
@@ -117,13 +120,6 @@ def _check_y_present(y):
         raise ValueError("requires y to be passed, but the target y is None")
 
 
-def _reverse_index(lengths, T):
-    """Index (B, T) reversing each sequence within its length (padding stays in place)."""
-    t = np.arange(T)[None, :]
-    L = lengths[:, None]
-    return np.where(t < L, L - 1 - t, t)
-
-
 def _valid_steps(y, pred):
     """Per-step targets as one entry per sequence, cut to its predicted steps: a padded
     (n, T[, K]) array y (accepted by fit with ragged X) loses its padding."""
@@ -133,13 +129,8 @@ def _valid_steps(y, pred):
     return [y[i, : len(p)] for i, p in enumerate(pred)]
 
 
-def _take_time(a, idx):
-    # a[b, idx[b, t]] for every (b, t)
-    return np.ascontiguousarray(np.take_along_axis(a, idx[:, :, None], axis=1))
-
-
 class _BaseRecurrent(BaseEstimator):
-    _cell = "lstm"
+    _cell = "lstm"      # name of the stack's cell spec (fastseq._recurrent.stack.get_cell)
 
     _parameter_constraints: dict = {
         **TRAINING_PARAMETER_CONSTRAINTS,
@@ -187,31 +178,34 @@ class _BaseRecurrent(BaseEstimator):
 
     # ---- architecture -------------------------------------------------------------------------
     @property
-    def _gates(self):
-        return 4 if self._cell == "lstm" else 1
+    def _spec(self):
+        return get_cell(self._cell)
 
     def _layout(self, n_features, n_outputs):
-        H, g = self.hidden_size, self._gates
+        H, spec = self.hidden_size, self._spec
         ndir = 2 if self.bidirectional else 1
-        # the kernels are entered past the public validation (see _encode): check here what it
+        # the stack is entered past its public validation (see _run_stack): check here what it
         # would have checked of the widths (BLAS takes 32-bit ints)
-        check_blas_dims(gate_width=g * H, n_features=n_features, layer_input=ndir * H,
+        check_blas_dims(gate_width=spec.gates * H, n_features=n_features, layer_input=ndir * H,
                         n_outputs=n_outputs)
         wshapes, bshapes = [], []
         for layer in range(self.num_layers):
             d_in = n_features if layer == 0 else ndir * H
             for _ in range(ndir):
-                wshapes += [(g * H, d_in), (g * H, H)]
-                bshapes.append((g * H,))
+                wshapes += spec.weight_shapes(d_in, H)
+                bshapes += spec.bias_shapes(H)
         wshapes.append((ndir * H, n_outputs))  # output layer, (fan_in, fan_out) as MLP coefs_
         bshapes.append((n_outputs,))
         return FlatLayout(wshapes, bshapes)
 
     def _unpack(self, buf, layout):
-        """Views: list over layers of list over directions of (w_ih, w_hh, bias); head W, b."""
+        """Views: list over layers of list over directions of the cell's parameter tuple
+        (w_ih, w_hh, bias...: the stack's ``weights``); head W, b."""
         ws, bs = layout.views(buf)
         ndir = 2 if self.bidirectional else 1
-        cells = [[(ws[2 * (l * ndir + d)], ws[2 * (l * ndir + d) + 1], bs[l * ndir + d])
+        nb = len(self._spec.biases)
+        cells = [[(ws[2 * (l * ndir + d)], ws[2 * (l * ndir + d) + 1],
+                   *bs[nb * (l * ndir + d):nb * (l * ndir + d + 1)])
                   for d in range(ndir)] for l in range(self.num_layers)]
         return cells, ws[-1], bs[-1]
 
@@ -222,91 +216,39 @@ class _BaseRecurrent(BaseEstimator):
         cells, W, b = self._unpack(buf, layout)
         H = self.hidden_size
         k = 1.0 / np.sqrt(H)
+        gate_names = self._spec.gate_names
+        forget = gate_names.index("forget") if "forget" in gate_names else None
         for layer in cells:
-            for w_ih, w_hh, bias in layer:
-                w_ih[...] = rng.uniform(-k, k, w_ih.shape)
-                w_hh[...] = rng.uniform(-k, k, w_hh.shape)
-                bias[...] = rng.uniform(-k, k, bias.shape)
-                if self._cell == "lstm":
-                    bias[H:2 * H] += 1.0
+            for params in layer:
+                for p in params:        # w_ih, w_hh, then the bias(es)
+                    p[...] = rng.uniform(-k, k, p.shape)
+                if forget is not None:
+                    params[2][forget * H:(forget + 1) * H] += 1.0
         bound = np.sqrt(6.0 / (W.shape[0] + W.shape[1]))
         W[...] = rng.uniform(-bound, bound, W.shape)
         b[...] = rng.uniform(-bound, bound, b.shape)
         return buf
 
     # ---- forward / backward of one batch --------------------------------------------------------
-    def _encode(self, buf, layout, x, lengths, rng=None):
-        """Recurrent layers over a batch; returns (top outputs (B,T,ndir H), final states
-        (B, ndir H), tape for _encode_backward). Dropout between layers when rng is given."""
-        cells, _, _ = self._unpack(buf, layout)
-        B, T, _ = x.shape
-        # The kernels are called past the public validation (fastseq._recurrent.cells' *_impl): every
-        # array here is C-contiguous of buf's dtype with consistent shapes, and an overflow
-        # must surface as a non-finite loss/gradient (DivergenceWarning), not a ValueError
-        # about an intermediate layer's input. The packing order is shared by all layers.
-        packing = _packing(np.asarray(lengths, dtype=np.intp), B, T)
-        rev = _reverse_index(lengths, T) if self.bidirectional else None
-        tape = []
-        inp = x
-        for l, layer in enumerate(cells):
-            mask = None
-            if l > 0 and rng is not None and self.dropout > 0:
-                keep = 1.0 - self.dropout
-                mask = (rng.random_sample(inp.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
-                inp = inp * mask
-            outs, finals, caches = [], [], []
-            for d, (w_ih, w_hh, bias) in enumerate(layer):
-                xin = inp if d == 0 else _take_time(inp, rev)
-                if self._cell == "lstm":
-                    y, h_n, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
-                                                          packing)
-                else:
-                    y, h_n, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
-                                                      self.nonlinearity == "relu", packing)
-                outs.append(y if d == 0 else _take_time(y, rev))
-                finals.append(h_n)
-                caches.append(cache)
-            inp = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
-            tape.append((mask, caches))
-        final = finals[0] if len(finals) == 1 else np.concatenate(finals, axis=1)
-        return inp, final, (tape, rev)
+    def _run_stack(self, buf, layout, x, lengths, rng=None, keep_layer_outputs=False):
+        """The recurrent layers over a batch: (top outputs (B, T, ndir H), final states
+        [layer][direction], tape). Dropout between layers when rng is given.
 
-    def _encode_backward(self, tape, d_top, dh_top, grads_buf, layout, x_shape):
-        """Backpropagate d loss / d (top outputs) and / d (final states) through the layers,
-        writing the recurrent weight gradients into grads_buf."""
-        tape, rev = tape
-        gcells, _, _ = self._unpack(grads_buf, layout)
-        H = self.hidden_size
-        B, T = x_shape[:2]
-        # per-sequence targets: the top layer's outputs get no gradient (read-only zeros, one
-        # array for every direction)
-        zeros = np.zeros((B, T, H), dtype=grads_buf.dtype) if d_top is None else None
-        for l in range(len(tape) - 1, -1, -1):
-            mask, caches = tape[l]
-            d_in = None
-            for d, cache in enumerate(caches):
-                if d_top is None:
-                    dy = zeros
-                else:
-                    dy = np.ascontiguousarray(d_top[:, :, d * H:(d + 1) * H])
-                    if d == 1:
-                        dy = _take_time(dy, rev)
-                dh = None if dh_top is None else np.ascontiguousarray(dh_top[:, d * H:(d + 1) * H])
-                if self._cell == "lstm":
-                    dx, dw_ih, dw_hh, dbias, _, _ = _lstm_backward_impl(cache, dy, dh, None)
-                else:
-                    dx, dw_ih, dw_hh, dbias, _ = _rnn_backward_impl(cache, dy, dh)
-                g_ih, g_hh, g_b = gcells[l][d]
-                g_ih[...] = dw_ih
-                g_hh[...] = dw_hh
-                g_b[...] = dbias
-                if l > 0:
-                    if d == 1:
-                        dx = _take_time(dx, rev)
-                    d_in = dx if d_in is None else d_in + dx
-            if l > 0:
-                d_top = d_in * mask if mask is not None else d_in
-                dh_top = None
+        The stack is entered past its public validation (``stack._forward``): the weights are
+        views into buf (never copied), every array is C-contiguous of buf's dtype with
+        consistent shapes, and an overflow must surface as a non-finite loss/gradient
+        (DivergenceWarning), not a ValueError about an intermediate layer's input."""
+        cells, _, _ = self._unpack(buf, layout)
+        lengths = np.asarray(lengths, dtype=np.intp)
+        packing = _packing(lengths, *x.shape[:2])
+        return _stack_forward(self._spec, x, cells, lengths, packing, dropout=self.dropout,
+                              rng=rng, keep_layer_outputs=keep_layer_outputs)
+
+    @staticmethod
+    def _top_hidden(finals):
+        """Final hidden state h of the top layer, directions side by side: (B, ndir H)."""
+        hs = [states[0] for states in finals[-1]]
+        return hs[0] if len(hs) == 1 else np.concatenate(hs, axis=1)
 
     @staticmethod
     def _head_offsets(layout, K):
@@ -319,14 +261,14 @@ class _BaseRecurrent(BaseEstimator):
 
     def _batch_loss_grad(self, buf, grads, layout, x, lengths, Y, rng=None, work=None):
         """Objective (mean loss over the batch's targets, no L2) and its gradient in grads."""
-        feats, final, tape = self._encode(buf, layout, x, lengths, rng)
+        feats, finals, tape = self._run_stack(buf, layout, x, lengths, rng)
         per_step = self._per_step
         if per_step:
             valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
             rows = np.ascontiguousarray(feats[valid])
             Yr = np.ascontiguousarray(Y[:, : x.shape[1]][valid])
         else:
-            rows, Yr = np.ascontiguousarray(final), Y
+            rows, Yr = np.ascontiguousarray(self._top_hidden(finals)), Y
         sizes, w_off, b_off = self._head_offsets(layout, Yr.shape[1])
         if work is None or work.size < _nn.workspace_size(sizes, rows.shape[0]):
             work = np.empty(_nn.workspace_size(sizes, rows.shape[0]), dtype=buf.dtype)
@@ -335,12 +277,19 @@ class _BaseRecurrent(BaseEstimator):
                                       _nn.LOSSES[self._loss_name], 0.0, d_rows)
         if status != 0:
             return status, value
+        # the recurrent weights' gradients go straight into their views of grads
+        gcells, _, _ = self._unpack(grads, layout)
         if per_step:
             d_top = np.zeros_like(feats)
             d_top[valid] = d_rows
-            self._encode_backward(tape, d_top, None, grads, layout, x.shape)
+            _stack_backward(tape, d_top, None, gcells, input_grad=False)
         else:
-            self._encode_backward(tape, None, d_rows, grads, layout, x.shape)
+            # d loss / d (top final h) of each direction; the other states get none
+            H, n_other = self.hidden_size, len(self._spec.states) - 1
+            d_final = [None] * (len(gcells) - 1) + [
+                [(np.ascontiguousarray(d_rows[:, d * H:(d + 1) * H]),) + (None,) * n_other
+                 for d in range(len(gcells[-1]))]]
+            _stack_backward(tape, None, d_final, gcells, input_grad=False)
         return 0, value
 
     def _predict_rows(self, buf, layout, X, lengths, chunk=256):
@@ -352,8 +301,8 @@ class _BaseRecurrent(BaseEstimator):
         for s in range(0, X.shape[0], chunk):
             lens = lengths[s:s + chunk]
             x = np.ascontiguousarray(X[s:s + chunk, : lens.max()])
-            feats, final, _ = self._encode(buf, layout, x, lens)
-            src = feats if self._per_step else final
+            feats, finals, _ = self._run_stack(buf, layout, x, lens)
+            src = feats if self._per_step else self._top_hidden(finals)
             rows = np.ascontiguousarray(src.reshape(-1, src.shape[-1]))
             # output layer on the compiled dense engine: z = act(rows @ W + b)
             z = np.empty((rows.shape[0], K), dtype=buf.dtype)
@@ -519,54 +468,13 @@ class _BaseRecurrent(BaseEstimator):
         check_is_fitted(self, "_params")
         Xp, lengths, _ = check_sequences(X, n_features=self.n_features_in_,
                                          dtype=self._params.dtype)
-        # one forward pass without dropout: each layer's outputs and its kernel caches
-        hidden, tape = self._layer_outputs(Xp, lengths)
-        rev = _reverse_index(lengths, Xp.shape[1])
-        out = {"lengths": lengths, "hidden": hidden}
-        names = [("input_gate", "input"), ("forget_gate", "forget"), ("output_gate", "output")]
-        if self._cell == "lstm":
-            for key, _ in names:
-                out[key] = []
-            out["cell_state"] = []
-        if self._cell == "lstm":
-            for caches in tape:
-                per = {key: [] for key, _ in names}
-                per["cell_state"] = []
-                for d, cache in enumerate(caches):
-                    # the backward direction ran on reversed sequences: re-align to input time
-                    fix = (lambda a: _take_time(a, rev)) if d == 1 else (lambda a: a)
-                    g = cache.gates()
-                    for key, name in names:
-                        per[key].append(fix(g[name]))
-                    per["cell_state"].append(fix(cache.cell_states()))
-                for key, vals in per.items():
-                    out[key].append(np.concatenate(vals, axis=2))
+        # one forward pass without dropout keeping each layer's outputs; the cell's named
+        # activations (LSTM gates and cell states) come from the tape
+        _, _, tape = self._run_stack(self._params, self._layout_, Xp, lengths,
+                                     keep_layer_outputs=True)
+        out = {"lengths": lengths, "hidden": tape.layer_outputs}
+        out.update(tape.activations())
         return out
-
-    def _layer_outputs(self, Xp, lengths):
-        """Outputs of every layer (list of (n, T, ndir H)) and their caches (list over layers
-        of lists over directions; the backward direction's in reversed time)."""
-        cells, _, _ = self._unpack(self._params, self._layout_)
-        outs, tape = [], []
-        inp = Xp
-        rev = _reverse_index(lengths, Xp.shape[1])
-        packing = _packing(np.asarray(lengths, dtype=np.intp), *Xp.shape[:2])
-        for layer in cells:
-            ys, caches = [], []
-            for d, (w_ih, w_hh, bias) in enumerate(layer):
-                xin = inp if d == 0 else _take_time(inp, rev)
-                if self._cell == "lstm":
-                    y, _, _, cache = _lstm_forward_impl(xin, w_ih, w_hh, bias, None, None,
-                                                        packing)
-                else:
-                    y, _, cache = _rnn_forward_impl(xin, w_ih, w_hh, bias, None,
-                                                    self.nonlinearity == "relu", packing)
-                ys.append(y if d == 0 else _take_time(y, rev))
-                caches.append(cache)
-            inp = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2)
-            outs.append(inp)
-            tape.append(caches)
-        return outs, tape
 
     def _score_padded(self, buf, layout, Xp, lengths, Y):
         """Validation score (the task's metric, ``_validation_score``) of padded sequences,
@@ -863,7 +771,10 @@ _PARAMS_DOC = """
 class _RNNParams(_BaseRecurrent):
     """Adds the Elman cell's ``nonlinearity`` to the shared parameters."""
 
-    _cell = "rnn"
+    @property
+    def _cell(self):
+        return "rnn_" + self.nonlinearity   # the stack's cell specs "rnn_tanh" / "rnn_relu"
+
     _parameter_constraints: dict = {**_BaseRecurrent._parameter_constraints,
                                     "nonlinearity": [StrOptions({"tanh", "relu"})]}
 

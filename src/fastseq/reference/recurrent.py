@@ -1,4 +1,5 @@
-"""Readable NumPy reference for the LSTM and Elman RNN kernels (``fastseq.ops``).
+"""Readable NumPy reference for the LSTM and Elman RNN kernels and the layer stack built on them
+(``fastseq.ops``).
 
 Batch-first: x (B, T, D), y (B, T, H), states (B, H). Weights as in PyTorch: the LSTM stacks its
 four gates along the rows of ``w_ih`` (4H, D) and ``w_hh`` (4H, H) in the order input, forget,
@@ -155,3 +156,108 @@ def rnn_backward(cache, dy, dh_n=None):
         dbias += dz.sum(axis=0)
         dh = np.where(active, dz @ w_hh, dh)
     return dx, dw_ih, dw_hh, dbias, dh
+
+
+# ---- the layer stack (fastseq.ops.recurrent_stack_forward / _backward) ---------------------------
+# Cells by name: (forward, backward, state names). forward(x, params, states, lengths) returns
+# (y, final states tuple, cache); backward(cache, dy, d_final states) returns
+# (dx, d_params tuple, d_initial states tuple).
+def _lstm_cell_fwd(x, params, states, lengths):
+    y, h, c, cache = lstm_forward(x, *params, *states, lengths=lengths)
+    return y, (h, c), cache
+
+
+def _lstm_cell_bwd(cache, dy, d_final):
+    dx, dw_ih, dw_hh, dbias, dh0, dc0 = lstm_backward(cache, dy, *d_final)
+    return dx, (dw_ih, dw_hh, dbias), (dh0, dc0)
+
+
+def _rnn_cell(nonlinearity):
+    def fwd(x, params, states, lengths):
+        y, h, cache = rnn_forward(x, *params, *states, lengths=lengths, nonlinearity=nonlinearity)
+        return y, (h,), cache
+
+    def bwd(cache, dy, d_final):
+        dx, dw_ih, dw_hh, dbias, dh0 = rnn_backward(cache, dy, *d_final)
+        return dx, (dw_ih, dw_hh, dbias), (dh0,)
+    return fwd, bwd, ("h",)
+
+
+STACK_CELLS = {"lstm": (_lstm_cell_fwd, _lstm_cell_bwd, ("h", "c")),
+               "rnn_tanh": _rnn_cell("tanh"), "rnn_relu": _rnn_cell("relu")}
+
+
+def reverse_within_lengths(a, lengths):
+    """a (B, T, ...) with each sequence's first lengths[b] steps reversed; padding untouched."""
+    out = a.copy()
+    for b, L in enumerate(lengths):
+        out[b, :L] = a[b, :L][::-1]
+    return out
+
+
+def recurrent_stack_forward(x, weights, cell="lstm", lengths=None, initial_states=None,
+                            masks=None):
+    """Return (y, final_states, tape) of a stack of recurrent layers.
+
+    weights[l][d] = the cell's parameters (w_ih, w_hh, bias) of layer l, direction d (d = 1 is
+    the backward direction); initial_states[l][d] = tuple of (B, H) states (None = zeros);
+    masks[l] = dropout multiplier of layer l's input (masks[0] must be None). Layer l > 0 reads
+    y_{l-1} * masks[l], y_l = [forward outputs | backward outputs]. The backward direction runs
+    the cell on every sequence reversed within its length and reverses its outputs back.
+    """
+    fwd = STACK_CELLS[cell][0]
+    n_states = len(STACK_CELLS[cell][2])
+    B, T, _ = x.shape
+    lengths = _lengths_or_full(lengths, B, T)
+    inp = x
+    finals, layers = [], []
+    for l, layer in enumerate(weights):
+        mask = None if masks is None else masks[l]
+        if mask is not None:
+            inp = inp * mask
+        outs, layer_finals, caches = [], [], []
+        for d, params in enumerate(layer):
+            states = (None,) * n_states
+            if initial_states is not None and initial_states[l] is not None:
+                states = initial_states[l][d]
+            xin = inp if d == 0 else reverse_within_lengths(inp, lengths)
+            y, final, cache = fwd(xin, params, states, lengths)
+            outs.append(y if d == 0 else reverse_within_lengths(y, lengths))
+            layer_finals.append(final)
+            caches.append(cache)
+        layers.append((mask, caches))
+        finals.append(layer_finals)
+        inp = np.concatenate(outs, axis=2)
+    tape = {"cell": cell, "lengths": lengths, "layers": layers, "H": weights[0][0][1].shape[1]}
+    return inp, finals, tape
+
+
+def recurrent_stack_backward(tape, dy, d_final_states=None):
+    """Return (dx, dweights[l][d], d_initial_states[l][d]) of :func:`recurrent_stack_forward`.
+
+    Layer by layer from the top: each direction's share of dL/dy_l goes through its cell's
+    backward (reversed for the backward direction), the input gradients of the directions add
+    up, and dropout multiplies them by the same mask on the way down.
+    """
+    bwd, n_states = STACK_CELLS[tape["cell"]][1], len(STACK_CELLS[tape["cell"]][2])
+    lengths, H = tape["lengths"], tape["H"]
+    L = len(tape["layers"])
+    dweights = [None] * L
+    d_init = [None] * L
+    for l in reversed(range(L)):
+        mask, caches = tape["layers"][l]
+        dx_total = 0
+        dweights[l], d_init[l] = [], []
+        for d, cache in enumerate(caches):
+            g_y = dy[:, :, d * H:(d + 1) * H]
+            if d == 1:
+                g_y = reverse_within_lengths(g_y, lengths)
+            g_final = (None,) * n_states
+            if d_final_states is not None and d_final_states[l] is not None:
+                g_final = d_final_states[l][d]
+            dx, dparams, dstates = bwd(cache, g_y, g_final)
+            dx_total = dx_total + (dx if d == 0 else reverse_within_lengths(dx, lengths))
+            dweights[l].append(dparams)
+            d_init[l].append(dstates)
+        dy = dx_total if mask is None else dx_total * mask
+    return dy, dweights, d_init
