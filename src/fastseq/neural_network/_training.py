@@ -235,14 +235,16 @@ class ConvergenceMonitor:
         return False
 
     def publish(self, est, attributes):
-        """Write the named estimator attributes from this history (lists are copied, so the
-        estimator's attributes are a snapshot, not the monitor's own state)."""
+        """Write the named estimator attributes from this history.
+
+        The lists are the monitor's own, not copies: a stream of many ``partial_fit`` calls
+        would otherwise copy the whole history on every call (read them, don't modify them).
+        """
         values = {
             "loss_": self.loss_curve[-1] if self.loss_curve else np.nan,
-            "loss_curve_": list(self.loss_curve),
+            "loss_curve_": self.loss_curve,
             "best_loss_": self.best_loss,
-            "validation_scores_": (None if self.validation_scores is None
-                                   else list(self.validation_scores)),
+            "validation_scores_": self.validation_scores,
             "best_validation_score_": self.best_validation_score,
             "n_iter_": self.n_iter,
             "t_": self.n_samples_seen,
