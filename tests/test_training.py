@@ -171,7 +171,6 @@ def test_divergence_policy_that_raises_still_publishes_the_history():
         def diverged(self, monitor, early, detail):
             raise ValueError(f"diverged in epoch {monitor.n_iter + 1}: {detail}")
 
-    params = np.zeros(1)
     calls = iter([(True, 4.0), (True, 3.0), (False, "boom")])
     monitor = ConvergenceMonitor(early_stopping=False, learning_rate=0.1)
     est = SimpleNamespace()
@@ -271,8 +270,8 @@ def test_mlp_partial_fit_sequence_matches_sklearn(solver):
     rng = np.random.RandomState(1)
     X = rng.normal(size=(90, 4))
     y = np.tanh(X @ [1.0, -0.5, 0.3, 0.0])
-    kw = dict(hidden_layer_sizes=(5,), solver=solver, learning_rate_init=0.01, shuffle=False,
-              random_state=0, batch_size=30)
+    kw = {"hidden_layer_sizes": (5,), "solver": solver, "learning_rate_init": 0.01,
+          "shuffle": False, "random_state": 0, "batch_size": 30}
     ours, theirs = MLPRegressor(**kw), SkMLPRegressor(**kw)
     for start in [0, 30, 60, 0]:
         ours.partial_fit(X[start:start + 30], y[start:start + 30])

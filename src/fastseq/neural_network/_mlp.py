@@ -161,7 +161,7 @@ class _BaseMLP(BaseEstimator):
         w_off, b_off = layout.weight_offsets, layout.bias_offsets
         solver = _nn.SOLVERS[self.solver]
         max_norm = -1.0 if self.max_grad_norm is None else float(self.max_grad_norm)
-        nesterov = bool(self.nesterovs_momentum)
+        nesterov = bool(optimizer.nesterov)
 
         # scikit-learn shuffles one index array in place every epoch (same draws, same order)
         sample_idx = np.arange(n_train, dtype=np.intp)
@@ -174,9 +174,9 @@ class _BaseMLP(BaseEstimator):
             status, total, step_count, _ = _nn.train_epoch(
                 params, grads, optimizer.first_moment, optimizer.second_moment, snapshot, work,
                 X, Y, order, sizes, w_off, b_off, layout.n_weights, act, loss, batch, solver, lr,
-                float(self.momentum), nesterov, float(self.beta_1), float(self.beta_2),
-                float(self.epsilon), float(self.alpha), max_norm, optimizer.step_count,
-                blas_runtime.gemm_block_mnk())
+                float(optimizer.momentum), nesterov, float(optimizer.beta_1),
+                float(optimizer.beta_2), float(optimizer.epsilon), float(self.alpha), max_norm,
+                optimizer.step_count, blas_runtime.gemm_block_mnk())
             if status != 0:
                 # the epoch restored its starting weights; the moments saw the bad step
                 optimizer.reset()

@@ -353,10 +353,12 @@ class EpochLoop:
     adaptive : AdaptiveRate or None
         What a met rule does to the rate; None: a met rule stops.
     divergence : object
-        ``diverged(monitor, early, detail)`` (warn or raise) and optionally
-        ``epoch_done(loss, early)``.
+        ``diverged(monitor, early, detail)``, called when an epoch diverged (warn and keep
+        going to the end of the run, or raise), and optionally ``epoch_done(loss, early)``
+        after every completed epoch (e.g. to remember the weights to fall back to).
     report : object
-        ``epoch``, ``rate_lowered``, ``stopped`` hooks (verbose output).
+        ``epoch(monitor, loss, early, tic, lr)``, ``rate_lowered(monitor, early, lr)`` and
+        ``stopped(monitor, early)``: the verbose output.
     max_iter_warning : str or None
         ConvergenceWarning issued when a non-incremental run uses all its epochs without
         meeting the rule.
@@ -364,7 +366,7 @@ class EpochLoop:
 
     def __init__(self, monitor, run_epoch, *, tol, patience, samples_per_epoch=0, params=None,
                  validation=None, objective=None, schedule=None, adaptive=None,
-                 divergence=None, report=None, max_iter_warning=None):
+                 divergence, report, max_iter_warning=None):
         self.monitor = monitor
         self.run_epoch = run_epoch
         self.tol, self.patience = tol, patience
@@ -417,12 +419,10 @@ class EpochLoop:
             monitor.record_epoch(loss, self.samples_per_epoch)
             if on_epoch is not None:
                 on_epoch(loss, early)
-            if not rule:
-                pass
-            elif early:
+            if rule and early:
                 if monitor.record_score(float(self.validation()), self.tol) and restore_best:
                     best_params[...] = self.params
-            else:
+            elif rule:
                 monitor.record_objective(
                     loss if self.objective is None else self.objective(loss), self.tol)
             self.report.epoch(monitor, loss, early, tic, lr)
@@ -456,7 +456,10 @@ def network_epoch_loop(est, monitor, params, run_epoch, n_train, validation, inc
     adaptive = None
     if est.solver == "sgd" and est.learning_rate == "invscaling":
         lr_init, power_t = est.learning_rate_init, est.power_t
-        schedule = lambda m: lr_init / (m.n_samples_seen + 1) ** power_t  # noqa: E731
+
+        def schedule(m):
+            # lr = lr_init / (samples seen + 1) ** power_t, after every epoch
+            return lr_init / (m.n_samples_seen + 1) ** power_t
     elif est.solver == "sgd" and est.learning_rate == "adaptive":
         adaptive = AdaptiveRate()
     max_epochs = 1 if incremental else est.max_iter
