@@ -174,7 +174,7 @@ class ConvergenceMonitor:
     """History and stopping state of one model's stochastic training.
 
     Kept on the estimator between ``fit(warm_start=True)`` / ``partial_fit`` calls; the
-    estimator's attributes (``loss_curve_``, ``best_loss_``, ...) are copies written by
+    estimator's attributes (``loss_curve_``, ``best_loss_``, ...) are written from it by
     :meth:`publish` at the end of every run. ``None`` in ``best_loss`` /
     ``validation_scores`` / ``best_validation_score`` marks the rule the monitor was created
     for not using it (scikit-learn's convention); :meth:`begin` gives a rule its starting values
@@ -182,7 +182,8 @@ class ConvergenceMonitor:
 
     The stopping rule (scikit-learn's): an epoch improves when its objective drops by at least
     ``tol`` below the best so far (with a validation set: its score rises by at least ``tol``
-    above the best so far); ``patience`` consecutive epochs without improvement meet the rule.
+    above the best so far); ``patience`` (a parameter of :class:`EpochLoop`) consecutive epochs
+    without improvement meet the rule.
     """
 
     def __init__(self, *, early_stopping, learning_rate=None):
@@ -210,6 +211,7 @@ class ConvergenceMonitor:
         self.validation_scores, self.best_validation_score = [], -np.inf
 
     def record_epoch(self, loss, n_samples):
+        """A completed epoch: its mean training loss and the samples it trained on."""
         self.n_iter += 1
         self.n_samples_seen += n_samples
         self.loss_curve.append(loss)
