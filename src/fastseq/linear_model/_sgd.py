@@ -2,9 +2,10 @@
 
 The epoch (mini-batch residuals and gradient steps through BLAS or the CSR kernel, the L2
 shrinkage, the learning-rate schedule, ASGD averaging) runs in compiled code without the GIL
-(`fastseq.linear_model._sgd_fast`); this module validates, draws the permutation of each epoch, and runs the
-per-epoch logic: stopping on `tol`, early stopping on a validation split, the 'adaptive' rate,
-divergence handling and verbose output.
+(`fastseq.linear_model._sgd_fast`); this module validates, draws the permutation of each epoch, and
+runs the epochs on the training engine shared with the networks
+(`fastseq.neural_network._training.EpochLoop`: stopping on `tol`, early stopping on a validation
+split, the 'adaptive' rate), with its own divergence policy and verbose lines.
 """
 import time
 import warnings
@@ -21,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastseq.linear_model import _sgd_fast as _sgd
+from fastseq.neural_network._training import AdaptiveRate, ConvergenceMonitor, EpochLoop
 from fastseq._lib import _status
 from fastseq._lib.validation import check_blas_dims, check_csr_structure
 
@@ -39,6 +41,87 @@ _EXPLOSION_FACTOR = 1e8
 # 'adaptive': divide the rate by 5 after n_iter_no_change epochs without improvement, stop once
 # it would go below this (sklearn's rule).
 _ADAPTIVE_MIN_ETA = 1e-6
+
+
+class _StepCounters:
+    """The compiled epoch's counters: ``t`` (weight updates + 1, the schedule's clock, exposed
+    as ``t_``), ``n_seen`` (samples seen: averaging starts from it) and ``n_avg`` (iterates in
+    the running mean). They continue across partial_fit calls; fit restarts them."""
+
+    def __init__(self):
+        self.t, self.n_seen, self.n_avg = 1.0, 0, 0
+
+
+class _DivergencePolicy:
+    """SGDRegressor's divergence rule for one fit / partial_fit call.
+
+    An epoch diverged when the kernel reports a non-finite value, or when its mean loss exceeds
+    ``_EXPLOSION_FACTOR`` times the reference loss: the larger of the zero model's loss and the
+    first batch's loss of the call (fixed by the call's first epoch). The epoch restores its
+    starting weights; :meth:`diverged` publishes them and raises a ValueError naming the rate.
+    """
+
+    def __init__(self, est, Y, sample_weight):
+        self.est = est
+        # loss of the zero model, 0.5 mean(s ||y||^2)
+        self.zero_model_loss = 0.5 * float(np.mean(
+            sample_weight.astype(np.float64) * np.sum(Y.astype(np.float64) ** 2, axis=1)))
+        self.reference = None
+
+    def check(self, status, mean_loss, first_loss):
+        """The epoch's status with the explosion test applied (-1: exploded)."""
+        if status == 0:
+            if self.reference is None:
+                self.reference = max(self.zero_model_loss, first_loss,
+                                     float(np.finfo(self.est._coef_dtype).tiny))
+            if mean_loss > _EXPLOSION_FACTOR * self.reference:
+                status = -1
+        return status
+
+    def diverged(self, monitor, early, detail):
+        est = self.est
+        status, mean_loss = detail
+        est._publish()
+        if status == -1:
+            reason = (f"the mean training loss exploded to {mean_loss:.3g} (from "
+                      f"{self.reference:.3g})")
+        elif status == _status.ERR_NONFINITE:
+            reason = "the loss or coefficients became non-finite"
+        else:
+            reason = _status.status_message(int(status))
+        rate = ("eta = 1 / (alpha (t0 + t))" if est.learning_rate == "optimal"
+                else f"eta0={est.eta0}")
+        raise ValueError(
+            f"SGDRegressor diverged in epoch {monitor.n_iter + 1}: {reason} with learning_rate="
+            f"'{est.learning_rate}' ({rate}), batch_size={est.batch_size}. The coefficients "
+            f"were restored to their last finite values (start of that epoch). Use a smaller "
+            f"eta0 and/or scale the features (e.g. StandardScaler).")
+
+
+class _Report:
+    """SGDRegressor's verbose lines (times from ``start_time``; None: from the print)."""
+
+    def __init__(self, est, start_time=None):
+        self.est, self.start_time = est, start_time
+
+    def _elapsed(self):
+        now = time.perf_counter()
+        return now - (now if self.start_time is None else self.start_time)
+
+    def epoch(self, monitor, loss, early, tic, eta):
+        est = self.est
+        if est.verbose:
+            coef, intercept = est._current_coef()
+            print(f"-- Epoch {monitor.n_iter}: Norm: {np.linalg.norm(coef):.4g}, Bias: "
+                  f"{np.array2string(intercept, precision=4)}, T: {int(est._counters.t) - 1}, "
+                  f"eta: {eta:.3g}, Avg. loss: {loss:.6g}, time: {self._elapsed():.2f} s")
+
+    def rate_lowered(self, monitor, early, eta):
+        pass
+
+    def stopped(self, monitor, early):
+        if self.est.verbose:
+            print(f"Convergence after {monitor.n_iter} epochs took {self._elapsed():.2f} seconds")
 
 
 def _optimal_t0(alpha):
@@ -223,49 +306,33 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         if not warm or self._n_outputs != Y.shape[1]:
             self._init_state(X.shape[1], Y.shape[1], X.dtype)
         self._check_learning_rate()
-        # The schedule restarts with every fit (warm or not), as in sklearn; averaging too.
-        self.t_ = 1.0
-        self._n_seen = 0
+        # The schedule restarts with every fit (warm or not), as in sklearn; averaging and the
+        # history too.
+        self._counters = _StepCounters()
         self._reset_average()
-        self.loss_curve_ = []
-        self.validation_scores_ = [] if self.early_stopping else None
+        self._monitor = ConvergenceMonitor(early_stopping=self.early_stopping,
+                                           learning_rate=float(self.eta0))
 
         X_train, Y_train, w_train, X_val, Y_val, w_val = self._validation_split(
             X, Y, sample_weight)
-        self._start_call(Y_train, w_train)
+        divergence = _DivergencePolicy(self, Y_train, w_train)
         rng = check_random_state(self.random_state)
         # One seed per fit (drawn after the split) keeps fits reproducible bit for bit.
         shuffle_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
-        eta = float(self.eta0)
-        tol = -np.inf if self.tol is None else float(self.tol)
-        best_objective, best_score = np.inf, -np.inf
-        no_improvement = 0
-        start_time = time.perf_counter()
-        self.n_iter_ = 0
-        for epoch in range(self.max_iter):
-            mean_loss = self._run_epoch(X_train, Y_train, w_train, shuffle_rng, eta, epoch + 1)
-            self.n_iter_ = epoch + 1
-            if self.early_stopping:
-                score = self._validation_score(X_val, Y_val, w_val)
-                self.validation_scores_.append(score)
-                improved = score >= best_score + tol
-                best_score = max(best_score, score)
-            else:
-                objective = mean_loss + self._penalty_value()
-                improved = objective <= best_objective - tol
-                best_objective = min(best_objective, objective)
-            no_improvement = 0 if improved else no_improvement + 1
-            if self.verbose:
-                self._print_epoch(epoch + 1, mean_loss, eta, start_time)
-            if no_improvement >= self.n_iter_no_change:
-                if self.learning_rate == "adaptive" and eta > _ADAPTIVE_MIN_ETA:
-                    eta /= 5.0
-                    no_improvement = 0
-                else:
-                    if self.verbose:
-                        print(f"Convergence after {epoch + 1} epochs took "
-                              f"{time.perf_counter() - start_time:.2f} seconds")
-                    break
+        loop = EpochLoop(
+            self._monitor,
+            lambda eta: self._run_epoch(X_train, Y_train, w_train, shuffle_rng, eta, divergence),
+            tol=-np.inf if self.tol is None else float(self.tol),
+            patience=self.n_iter_no_change,
+            validation=((lambda: self._validation_score(X_val, Y_val, w_val))
+                        if self.early_stopping else None),
+            # the rule compares the objective: mean loss + penalty at the epoch's end weights
+            objective=lambda mean_loss: mean_loss + self._penalty_value(),
+            adaptive=(AdaptiveRate(5.0, _ADAPTIVE_MIN_ETA)
+                      if self.learning_rate == "adaptive" else None),
+            divergence=divergence, report=_Report(self, time.perf_counter()))
+        loop.run(self.max_iter, restart_count=True, publish_to=self,
+                 attributes=("loss_curve_", "validation_scores_", "n_iter_"))
         self._publish()
         if self.tol is not None and self.n_iter_ == self.max_iter:
             warnings.warn(
@@ -301,11 +368,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         X, Y, sample_weight, y_ndim = self._validate_fit_data(X, y, sample_weight, reset=first)
         if first:
             self._init_state(X.shape[1], Y.shape[1], X.dtype)
-            self.t_ = 1.0
-            self._n_seen = 0
+            self._counters = _StepCounters()
             self._reset_average()
-            self.loss_curve_ = []
-            self.validation_scores_ = None
+            self._monitor = ConvergenceMonitor(early_stopping=False)
         elif Y.shape[1] != self._n_outputs:
             raise ValueError(f"y has {Y.shape[1]} outputs but this SGDRegressor was fitted with "
                              f"{self._n_outputs}; partial_fit cannot change the output count")
@@ -316,13 +381,19 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                              "partial_fit cannot change the shape of y")
         self._y_ndim = y_ndim
         self._check_learning_rate()
-        self._start_call(Y, sample_weight)
+        divergence = _DivergencePolicy(self, Y, sample_weight)
         rng = check_random_state(self.random_state)
         shuffle_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
-        mean_loss = self._run_epoch(X, Y, sample_weight, shuffle_rng, float(self.eta0), 1)
+        # one epoch at eta0, no stopping rule; the loss curve continues
+        self._monitor.learning_rate = float(self.eta0)
+        loop = EpochLoop(
+            self._monitor,
+            lambda eta: self._run_epoch(X, Y, sample_weight, shuffle_rng, eta, divergence),
+            tol=None, patience=None, divergence=divergence, report=_Report(self))
+        # n_iter_ is this call's epoch count, set only once the epoch succeeded
+        loop.run(1, restart_count=True, publish_to=self,
+                 attributes=("loss_curve_", "validation_scores_"))
         self.n_iter_ = 1
-        if self.verbose:
-            self._print_epoch(1, mean_loss, float(self.eta0), time.perf_counter())
         self._publish()
         return self
 
@@ -403,7 +474,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         size = (k, p) if self.average else (1, 1)  # the kernel wants an array either way
         self._average_coef = np.zeros(size, dtype=self._coef_dtype)
         self._average_intercept = np.zeros(size[0], dtype=self._coef_dtype)
-        self._n_avg = 0
+        self._counters.n_avg = 0
 
     def _validation_split(self, X, Y, sample_weight):
         if not self.early_stopping:
@@ -433,7 +504,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         return float(r2_score(Y_val, prediction, sample_weight=w_val))
 
     def _current_coef(self):
-        if self.average and self._n_avg > 0:
+        if self.average and self._counters.n_avg > 0:
             return self._average_coef, self._average_intercept
         return self._standard_coef, self._standard_intercept
 
@@ -450,14 +521,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             _optimal_t0(self.alpha) if self.learning_rate == "optimal" else 0.0,
             self.penalty == "l2", bool(self.fit_intercept), average_start)
 
-    def _start_call(self, Y, sample_weight):
-        # Loss of the zero model, 0.5 mean(s ||y||^2): a scale for the explosion test.
-        self._zero_model_loss = 0.5 * float(np.mean(
-            sample_weight.astype(np.float64) * np.sum(Y.astype(np.float64) ** 2, axis=1)))
-        self._loss_reference = None
-
-    def _run_epoch(self, X, Y, sample_weight, shuffle_rng, eta, epoch):
-        """One compiled epoch; restores the last finite weights and raises on divergence."""
+    def _run_epoch(self, X, Y, sample_weight, shuffle_rng, eta, divergence):
+        """One compiled epoch: ``(True, mean_loss)``, or ``(False, (status, mean_loss))`` after
+        restoring the epoch's starting weights when ``divergence`` finds it diverged."""
         n_samples = X.shape[0]
         if self.shuffle:
             perm = shuffle_rng.permutation(n_samples).astype(np.intp, copy=False)
@@ -469,9 +535,10 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         # Copies to restore if this epoch diverges (O(k p), small next to an epoch).
         saved = (self._standard_coef.copy(), self._standard_intercept.copy(),
                  self._average_coef.copy(), self._average_intercept.copy())
+        counters = self._counters
         args = (self._standard_coef, self._standard_intercept, self._average_coef,
-                self._average_intercept, batch_size, self._schedule(eta), self.t_,
-                self._n_seen, self._n_avg)
+                self._average_intercept, batch_size, self._schedule(eta), counters.t,
+                counters.n_seen, counters.n_avg)
         if sp.issparse(X):
             indices = X.indices.astype(np.int32, copy=False)  # columns < 2^31 (checked)
             indptr = X.indptr.astype(np.intp, copy=False)
@@ -482,44 +549,18 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             status, t, n_seen, n_avg, loss, first_loss = _sgd.epoch_dense(
                 X, Y, sample_weight, perm, *args)
         mean_loss = loss / n_samples
-        if status == 0:
-            if self._loss_reference is None:
-                self._loss_reference = max(self._zero_model_loss, first_loss,
-                                           float(np.finfo(self._coef_dtype).tiny))
-            if mean_loss > _EXPLOSION_FACTOR * self._loss_reference:
-                status = -1
+        status = divergence.check(status, mean_loss, first_loss)
         if status != 0:
             (self._standard_coef, self._standard_intercept, self._average_coef,
              self._average_intercept) = saved
-            self._publish()
-            if status == -1:
-                reason = (f"the mean training loss exploded to {mean_loss:.3g} (from "
-                          f"{self._loss_reference:.3g})")
-            elif status == _status.ERR_NONFINITE:
-                reason = "the loss or coefficients became non-finite"
-            else:
-                reason = _status.status_message(int(status))
-            rate = ("eta = 1 / (alpha (t0 + t))" if self.learning_rate == "optimal"
-                    else f"eta0={self.eta0}")
-            raise ValueError(
-                f"SGDRegressor diverged in epoch {epoch}: {reason} with learning_rate="
-                f"'{self.learning_rate}' ({rate}), batch_size={self.batch_size}. The coefficients "
-                f"were restored to their last finite values (start of that epoch). Use a smaller "
-                f"eta0 and/or scale the features (e.g. StandardScaler).")
-        self.t_, self._n_seen, self._n_avg = t, n_seen, n_avg
-        self.loss_curve_.append(mean_loss)
-        return mean_loss
+            return False, (status, mean_loss)
+        counters.t, counters.n_seen, counters.n_avg = t, n_seen, n_avg
+        return True, mean_loss
 
     def _publish(self):
-        """Expose coef_ / intercept_ (the averaged ones once averaging has started)."""
+        """Expose coef_ / intercept_ (the averaged ones once averaging has started) and t_."""
         coef, intercept = self._current_coef()
         coef, intercept = coef.copy(), intercept.copy()
         self.coef_ = coef[0] if self._y_ndim == 1 and self._n_outputs == 1 else coef
         self.intercept_ = intercept
-
-    def _print_epoch(self, epoch, mean_loss, eta, start_time):
-        coef, intercept = self._current_coef()
-        print(f"-- Epoch {epoch}: Norm: {np.linalg.norm(coef):.4g}, Bias: "
-              f"{np.array2string(intercept, precision=4)}, T: {int(self.t_) - 1}, "
-              f"eta: {eta:.3g}, Avg. loss: {mean_loss:.6g}, "
-              f"time: {time.perf_counter() - start_time:.2f} s")
+        self.t_ = self._counters.t

@@ -3,7 +3,7 @@
 The whole mini-batch step — forward GEMMs with fused bias+activation, the loss and its gradient,
 backward GEMMs, gradient clipping and the fused optimizer update over one flat parameter buffer —
 runs in compiled code (``_mlp_fast.pyx`` + ``csrc/neural_network/mlp.c``), one call per epoch. Python only validates,
-initialises, and keeps scikit-learn's epoch bookkeeping (``_training.EpochLoop``).
+initialises, and runs the shared epoch loop (``_training.EpochLoop``).
 """
 from numbers import Integral, Real
 
@@ -21,9 +21,11 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning re-exported)
     TRAINING_PARAMETER_CONSTRAINTS,
+    ConvergenceMonitor,
     DivergenceWarning,
-    EpochLoop,
     FlatLayout,
+    OptimizerState,
+    network_epoch_loop,
 )
 from fastseq._lib import blas_runtime
 from fastseq._lib.validation import check_blas_dims
@@ -117,40 +119,27 @@ class _BaseMLP(BaseEstimator):
             params = layout.pack(self.coefs_, self.intercepts_, dtype)
         else:
             params = self._init_params(layout, dtype)
-        if not reuse or not hasattr(self, "loss_curve_"):
+        if not reuse or not hasattr(self, "_monitor"):
             # first training of these weights (fresh, or assigned by the user for warm_start)
-            self.t_ = 0
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            self.n_iter_ = 0
-            self._state = None
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-                self.best_loss_ = np.inf
+            self._monitor = ConvergenceMonitor(early_stopping=self.early_stopping)
+            self._optimizer = None
+        monitor = self._monitor
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(sizes)
         self.out_activation_ = {"squared_error": "identity", "binary_log_loss": "logistic",
                                 "log_loss": "softmax"}[self._loss_name]
 
-        # optimizer state: kept across partial_fit calls, reset by fit (as scikit-learn)
-        state = getattr(self, "_state", None)
-        if (not incremental or state is None or state["m1"].shape != params.shape
-                or state["m1"].dtype != dtype):
-            state = {"m1": np.zeros_like(params), "m2": np.zeros_like(params), "adam_t": 0}
-            self._lr = float(self.learning_rate_init)
-        self._state = state
-        if not hasattr(self, "_lr"):
-            self._lr = float(self.learning_rate_init)
+        # optimizer state and rate: kept across partial_fit calls, reset by fit (as scikit-learn)
+        optimizer = self._optimizer
+        if not incremental or optimizer is None or not optimizer.matches(params):
+            optimizer = OptimizerState(params)
+            monitor.learning_rate = float(self.learning_rate_init)
+        self._optimizer = optimizer.configure(self)
 
         early = self.early_stopping and not incremental
         if early:
-            if self.early_stopping and self.best_loss_ is not None:  # warm start from no-ES fit
-                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            if monitor.best_loss is not None:  # warm start from a fit without early stopping
+                monitor.restart_validation()
             # as scikit-learn: stratified split only for a classifier with one output column
             stratify = Y if (self._loss_name != "squared_error" and n_outputs == 1) else None
             X, X_val, Y, Y_val = train_test_split(
@@ -172,7 +161,7 @@ class _BaseMLP(BaseEstimator):
         w_off, b_off = layout.weight_offsets, layout.bias_offsets
         solver = _nn.SOLVERS[self.solver]
         max_norm = -1.0 if self.max_grad_norm is None else float(self.max_grad_norm)
-        nesterov = bool(self.nesterovs_momentum)
+        nesterov = bool(optimizer.nesterov)
 
         # scikit-learn shuffles one index array in place every epoch (same draws, same order)
         sample_idx = np.arange(n_train, dtype=np.intp)
@@ -182,28 +171,23 @@ class _BaseMLP(BaseEstimator):
             if self.shuffle:
                 self._random_state.shuffle(sample_idx)
                 order = sample_idx
-            status, total, adam_t, _ = _nn.train_epoch(
-                params, grads, state["m1"], state["m2"], snapshot, work, X, Y, order, sizes,
-                w_off, b_off, layout.n_weights, act, loss, batch, solver, lr,
-                float(self.momentum), nesterov, float(self.beta_1), float(self.beta_2),
-                float(self.epsilon), float(self.alpha), max_norm, state["adam_t"],
-                blas_runtime.gemm_block_mnk())
+            status, total, step_count, _ = _nn.train_epoch(
+                params, grads, optimizer.first_moment, optimizer.second_moment, snapshot, work,
+                X, Y, order, sizes, w_off, b_off, layout.n_weights, act, loss, batch, solver, lr,
+                float(optimizer.momentum), nesterov, float(optimizer.beta_1),
+                float(optimizer.beta_2), float(optimizer.epsilon), float(self.alpha), max_norm,
+                optimizer.step_count, blas_runtime.gemm_block_mnk())
             if status != 0:
-                # the optimizer state saw the bad step: start it afresh on the next call
-                state["m1"][...] = 0
-                state["m2"][...] = 0
-                state["adam_t"] = 0
+                # the epoch restored its starting weights; the moments saw the bad step
+                optimizer.reset()
                 return False, None
-            state["adam_t"] = adam_t
+            optimizer.step_count = step_count
             return True, total / n_train
 
-        def score(X_val, y_val):
-            return self._score_arrays(params, sizes, w_off, b_off, X_val, y_val)
-
         self._publish(params, layout)
-        EpochLoop(self, params, run_epoch, n_train, validation, score, incremental).run()
-        if not self.loss_curve_:
-            self.loss_ = np.nan
+        score = None if validation is None else (
+            lambda: self._score_arrays(params, sizes, w_off, b_off, *validation))
+        network_epoch_loop(self, monitor, params, run_epoch, n_train, score, incremental)
         self._publish(params, layout)
         return self
 

@@ -43,6 +43,9 @@ from fastseq.neural_network._training import (  # noqa: F401
     DivergenceWarning,
     EpochLoop,
     FlatLayout,
+    ConvergenceMonitor,
+    OptimizerState,
+    network_epoch_loop,
 )
 from fastseq._lib.validation import check_blas_dims
 
@@ -342,23 +345,19 @@ class _BaseRecurrent(BaseEstimator):
             params = self._params
         else:
             params = self._init_params(layout, Xp.dtype, rng)
-            self.t_, self.loss_curve_, self._no_improvement_count, self.n_iter_ = 0, [], 0, 0
-            self._state = None
-            if self.early_stopping:
-                self.validation_scores_, self.best_validation_score_, self.best_loss_ = \
-                    [], -np.inf, None
-            else:
-                self.validation_scores_, self.best_validation_score_, self.best_loss_ = \
-                    None, None, np.inf
+            self._monitor = ConvergenceMonitor(early_stopping=self.early_stopping)
+            self._optimizer = None
+        monitor = self._monitor
         self.n_outputs_ = Y.shape[-1]
-        state = getattr(self, "_state", None)
-        if not incremental or state is None:
-            state = {"m1": np.zeros_like(params), "m2": np.zeros_like(params), "adam_t": 0}
-            self._lr = float(self.learning_rate_init)
-        self._state = state
+        # optimizer state and rate: kept across partial_fit calls, reset by fit
+        optimizer = getattr(self, "_optimizer", None)
+        if not incremental or optimizer is None:
+            optimizer = OptimizerState(params)
+            monitor.learning_rate = float(self.learning_rate_init)
+        self._optimizer = optimizer.configure(self)
 
         idx_all = np.arange(n)
-        validation = None
+        val_idx = None
         if self.early_stopping and not incremental:
             perm = rng.permutation(n)
             n_val = max(1, int(round(self.validation_fraction * n)))
@@ -366,7 +365,6 @@ class _BaseRecurrent(BaseEstimator):
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             val_idx, idx_all = perm[:n_val], np.sort(perm[n_val:])
-            validation = (val_idx, None)
         n_train = idx_all.size
         batch = min(32, n_train) if self.batch_size == "auto" else min(self.batch_size, n_train)
         check_blas_dims(rows_per_batch=batch * Xp.shape[1])
@@ -400,33 +398,23 @@ class _BaseRecurrent(BaseEstimator):
                     status = 0 if np.isfinite(gnorm) and np.isfinite(value) else 1
                 if status == 0:
                     gscale = max_norm / gnorm if (max_norm is not None and gnorm > max_norm) else 1.0
-                    decay = self.alpha / rows
-                    if self.solver == "sgd":
-                        status = _nn.sgd_step(params, state["m1"], grads, layout.n_weights, gscale,
-                                              decay, lr, self.momentum, self.nesterovs_momentum)
-                    else:
-                        state["adam_t"] += 1
-                        status = _nn.adam_step(params, state["m1"], state["m2"], grads,
-                                               layout.n_weights, gscale, decay, lr, self.beta_1,
-                                               self.beta_2, self.epsilon, state["adam_t"])
+                    status = optimizer.step(params, grads, layout.n_weights, gscale,
+                                            self.alpha / rows, lr)
                 if status != 0:
                     params[...] = snapshot
-                    state["m1"][...] = 0
-                    state["m2"][...] = 0
-                    state["adam_t"] = 0
+                    optimizer.reset()
                     return False, None
                 total += value * rows
             return True, total / n_train
 
-        def score(val_idx, _):
+        def score():
             return self._score_padded(params, layout, Xp[val_idx], lengths[val_idx], Y[val_idx])
 
-        # set together, so a fit interrupted (KeyboardInterrupt) in EpochLoop leaves a model
+        # set together, so a fit interrupted (KeyboardInterrupt) in the loop leaves a model
         # that predicts with the weights it has
         self._params, self._layout_ = params, layout
-        EpochLoop(self, params, run_epoch, n_train, validation, score, incremental).run()
-        if not self.loss_curve_:
-            self.loss_ = np.nan
+        network_epoch_loop(self, monitor, params, run_epoch, n_train,
+                           None if val_idx is None else score, incremental)
         return self
 
     def _loss_grad(self, X, Y):
