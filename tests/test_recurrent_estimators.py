@@ -13,7 +13,7 @@ from fastseq import LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor
 from fastseq.datasets import make_agreement
 from fastseq.neural_network import DivergenceWarning
 from fastseq.ops import lstm_forward
-from fastseq.neural_network._recurrent import check_sequences
+from fastseq.neural_network._sequences import check_sequences
 
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
