@@ -13,11 +13,9 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 
 from fastseq import MLPRegressor, SGDRegressor
 from fastseq.neural_network import DivergenceWarning
+from fastseq._lib.epoch_loop import AdaptiveRate, ConvergenceMonitor, EpochLoop
 from fastseq.neural_network._training import (
     NETWORK_ATTRIBUTES,
-    AdaptiveRate,
-    ConvergenceMonitor,
-    EpochLoop,
     KeepLowestLossWeights,
     NetworkReport,
     OptimizerState,

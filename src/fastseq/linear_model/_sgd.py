@@ -4,7 +4,7 @@ The epoch (mini-batch residuals and gradient steps through BLAS or the CSR kerne
 shrinkage, the learning-rate schedule, ASGD averaging) runs in compiled code without the GIL
 (`fastseq.linear_model._sgd_fast`); this module validates, draws the permutation of each epoch, and
 runs the epochs on the training engine shared with the networks
-(`fastseq.neural_network._training.EpochLoop`: stopping on `tol`, early stopping on a validation
+(`fastseq._lib.epoch_loop.EpochLoop`: stopping on `tol`, early stopping on a validation
 split, the 'adaptive' rate), with its own divergence policy and verbose lines.
 """
 import time
@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastseq.linear_model import _sgd_fast as _sgd
-from fastseq.neural_network._training import AdaptiveRate, ConvergenceMonitor, EpochLoop
+from fastseq._lib.epoch_loop import AdaptiveRate, ConvergenceMonitor, EpochLoop
 from fastseq._lib import _status
 from fastseq._lib.validation import check_blas_dims, check_csr_structure
 

@@ -3,7 +3,7 @@
 The whole mini-batch step — forward GEMMs with fused bias+activation, the loss and its gradient,
 backward GEMMs, gradient clipping and the fused optimizer update over one flat parameter buffer —
 runs in compiled code (``_mlp_fast.pyx`` + ``csrc/neural_network/mlp.c``), one call per epoch. Python only validates,
-initialises, and runs the shared epoch loop (``_training.EpochLoop``).
+initialises, and runs the shared epoch loop (``fastseq._lib.epoch_loop.EpochLoop``).
 """
 from numbers import Integral, Real
 
@@ -21,13 +21,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning re-exported)
     TRAINING_PARAMETER_CONSTRAINTS,
-    ConvergenceMonitor,
     DivergenceWarning,
     FlatLayout,
     OptimizerState,
     network_epoch_loop,
 )
 from fastseq._lib import blas_runtime
+from fastseq._lib.epoch_loop import ConvergenceMonitor
 from fastseq._lib.validation import check_blas_dims
 
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceWarning"]

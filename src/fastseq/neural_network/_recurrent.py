@@ -5,7 +5,7 @@ dropout between layers) and a dense output layer + loss from the task (sigmoid +
 cross-entropy, softmax + cross-entropy, identity + squared error). All parameters live in ONE
 flat buffer (``_training.FlatLayout``: recurrent weights, output weights, then biases), the
 optimizer steps are the fused kernels of ``_nn`` (SGD/Nesterov, Adam, L2 decay, gradient clipping
-by global norm), the epoch bookkeeping is ``_training.EpochLoop`` — the same engine as the MLPs.
+by global norm), the epoch bookkeeping is ``fastseq._lib.epoch_loop.EpochLoop`` — the same engine as the MLPs.
 Per batch, Python only slices the batch and calls compiled code: the recurrent layer stack of
 the ops layer (``fastseq.ops.recurrent_stack_forward`` / ``_backward``, entered past its public
 validation: ``fastseq._recurrent.stack._forward``), which runs the cell kernels per layer and
@@ -41,10 +41,10 @@ from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning 
     TRAINING_PARAMETER_CONSTRAINTS,
     DivergenceWarning,
     FlatLayout,
-    ConvergenceMonitor,
     OptimizerState,
     network_epoch_loop,
 )
+from fastseq._lib.epoch_loop import ConvergenceMonitor
 from fastseq._lib.validation import check_blas_dims
 from fastseq.neural_network._sequences import _valid_steps, check_sequences
 
