@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from fastseq import ops
-from fastseq._lib import _gemm
 from fastseq._cli.bench import QUICK, check_agreement, pick, record
+from fastseq._lib import _gemm
 from fastseq.reference import recurrent as ref
+from fastseq.reference.testing import torch_recurrent_module
 
 try:
     import torch
@@ -130,13 +131,7 @@ def _runners(kind, T, B, D, H, dtype, lengths=None):
             return y, ref.rnn_backward(cache, dy)[1]
     runners = {"fastseq": (fs_fwd, fs_fb), "reference": (ref_fwd, ref_fb)}
     if torch is not None and lengths is None:
-        m = (torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(D, H, batch_first=True)
-        m = m.double() if dtype == np.float64 else m.float()
-        with torch.no_grad():
-            m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
-            m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
-            m.bias_ih_l0.copy_(torch.from_numpy(bias))
-            m.bias_hh_l0.zero_()
+        m = torch_recurrent_module(kind, w_ih, w_hh, bias)
         tx = torch.from_numpy(x)
         tdy = torch.from_numpy(dy)
 

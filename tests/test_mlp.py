@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 
 from fastseq import MLPClassifier, MLPRegressor
 from fastseq.neural_network import DivergenceWarning
+from fastseq.reference.testing import central_differences
 
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -97,18 +98,9 @@ def test_gradients_match_central_finite_differences(rng, kind, hidden, act, alph
     est.coefs_ = [rng.normal(size=(a, b)) for a, b in zip(widths[:-1], widths[1:])]
     est.intercepts_ = [rng.normal(size=b) for b in widths[1:]]
     _, gw, gb = est._loss_grad(X, Y)
-    h = 1e-6
     for params, grads in [(est.coefs_, gw), (est.intercepts_, gb)]:
         for P, G in zip(params, grads):
-            fd = np.empty_like(P)
-            for idx in np.ndindex(P.shape):
-                old = P[idx]
-                P[idx] = old + h
-                fp = est._loss_grad(X, Y)[0]
-                P[idx] = old - h
-                fm = est._loss_grad(X, Y)[0]
-                P[idx] = old
-                fd[idx] = (fp - fm) / (2 * h)
+            fd = central_differences(lambda: est._loss_grad(X, Y)[0], P, eps=1e-6)
             np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-8)
 
 

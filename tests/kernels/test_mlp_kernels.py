@@ -5,8 +5,6 @@ import pytest
 from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.reference import nn as ref
 
-pytestmark = pytest.mark.kernels
-
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
 SHAPES = [(1, 1), (1, 5), (7, 1), (13, 6)]

@@ -2,7 +2,6 @@
 differences, a step worked by hand, and PyTorch; plus threads, input immutability and errors."""
 import math
 import os
-import threading
 import warnings
 
 import numpy as np
@@ -10,8 +9,11 @@ import pytest
 
 from fastseq import ops
 from fastseq.reference import recurrent as ref
-
-pytestmark = pytest.mark.kernels
+from fastseq.reference.testing import (
+    assert_concurrent_matches_serial,
+    central_differences,
+    torch_recurrent_module,
+)
 
 DTYPES = [np.float64, np.float32]
 # (relative) tolerance of kernel vs reference/torch, per dtype
@@ -153,18 +155,11 @@ def test_ragged_equals_per_sequence_runs(rng):
 
 
 # ---- central finite differences (float64), every gradient --------------------------------------
-def _fd_check(loss, params, grads, eps=1e-6, rtol=1e-6, atol=1e-8):
+def _fd_check(loss, params, grads, rtol=1e-6, atol=1e-8):
+    # every analytic gradient against central differences of the scalar loss (float64)
     for name, p, g in zip(params.keys(), params.values(), grads):
-        num = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            num[idx] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=name)
+        np.testing.assert_allclose(g, central_differences(loss, p, eps=1e-6), rtol=rtol,
+                                   atol=atol, err_msg=name)
 
 
 @pytest.mark.parametrize("lengths", [None, [3, 1]])
@@ -265,20 +260,6 @@ def test_gate_nonlinearities_accuracy(dtype, rtol):
 
 
 # ---- against PyTorch ----------------------------------------------------------------------------
-def _torch_module(torch, kind, D, H, w_ih, w_hh, bias, dtype, nonlinearity="tanh"):
-    if kind == "lstm":
-        m = torch.nn.LSTM(D, H, batch_first=True)
-    else:
-        m = torch.nn.RNN(D, H, batch_first=True, nonlinearity=nonlinearity)
-    m = m.double() if dtype == np.float64 else m.float()
-    with torch.no_grad():
-        m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
-        m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
-        m.bias_ih_l0.copy_(torch.from_numpy(bias))
-        m.bias_hh_l0.zero_()
-    return m
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("kind", ["lstm", "rnn_tanh", "rnn_relu"])
@@ -303,8 +284,7 @@ def test_matches_torch(rng, dtype, ragged, kind):
         y, h_n, cache = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths if ragged else None, nl)
         grads = ops.rnn_backward(cache, dy, dh_n)
 
-    m = _torch_module(torch, "lstm" if kind == "lstm" else "rnn", D, H, w_ih, w_hh, bias, dtype,
-                      nl)
+    m = torch_recurrent_module("lstm" if kind == "lstm" else "rnn", w_ih, w_hh, bias, nl)
     # one torch run per sequence (its own length), gradients summed over them by autograd
     loss = 0
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
@@ -339,7 +319,7 @@ def test_matches_torch_packed_batch(rng):
     x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
     lengths = np.array([3, 8, 8, 1, 5])
     y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
-    m = _torch_module(torch, "lstm", D, H, w_ih, w_hh, bias, np.float64)
+    m = torch_recurrent_module("lstm", w_ih, w_hh, bias)
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
                                                      batch_first=True, enforce_sorted=False)
     with torch.no_grad():
@@ -351,31 +331,6 @@ def test_matches_torch_packed_batch(rng):
 
 
 # ---- threads, immutability ----------------------------------------------------------------------
-def _check_concurrent(runs, repeats):
-    """Each callable in `runs` on its own Python thread, `repeats` times, all at once: no error,
-    and every result bit-identical to a serial call."""
-    serial = [run() for run in runs]
-    results = [None] * len(runs)
-    errors = []
-
-    def worker(i):
-        try:
-            for _ in range(repeats):
-                results[i] = runs[i]()
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for got, want in zip(results, serial):
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
-
-
 def test_concurrent_calls_match_serial(rng):
     jobs = []
     for k in range(6):
@@ -390,7 +345,7 @@ def test_concurrent_calls_match_serial(rng):
         y, h_n, c_n, cache = ops.lstm_forward(*args, lengths=lengths)
         return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
 
-    _check_concurrent([lambda job=job: run(job) for job in jobs], repeats=3)
+    assert_concurrent_matches_serial([lambda job=job: run(job) for job in jobs], repeats=3)
 
 
 def test_inputs_not_modified(rng):
@@ -555,7 +510,7 @@ def test_lstm_teams_from_concurrent_calls(rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     runs = [_team_sized_job(rng, k) for k in range(4)]
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
-        _check_concurrent(runs, repeats=5)
+        assert_concurrent_matches_serial(runs, repeats=5)
 
 
 def test_lstm_team_uses_the_callers_floating_point_mode(rng):
