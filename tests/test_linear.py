@@ -158,7 +158,7 @@ def test_matches_scipy_lstsq(rng, solver, fit_intercept, k):
     A = np.c_[np.ones(len(X)), X] if fit_intercept else X
     sol = sl.lstsq(A, y)[0]
     coef = sol[1:] if fit_intercept else sol
-    assert reg.coef_.shape == (X.shape[1],) if k is None else (k, X.shape[1])
+    assert reg.coef_.shape == ((X.shape[1],) if k is None else (k, X.shape[1]))
     np.testing.assert_allclose(reg.coef_, coef.T, rtol=_tol(solver), atol=_tol(solver))
     if fit_intercept:
         np.testing.assert_allclose(reg.intercept_, sol[0], rtol=_tol(solver), atol=_tol(solver))
