@@ -10,8 +10,8 @@ prints the table (shape, dtype, pass, fastseq ms, torch ms, ratio, reference ms,
 Shapes are (T, B, D, H). Forward flops = 2*T*B*4H*(D+H) (LSTM; H instead of 4H for the RNN),
 backward counted as twice that.
 
-Metadata follows bench/README.md (``fastseq._cli.bench.record``: impl/case/dtype/agreement/flops/T/B/
-D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
+Metadata follows bench/README.md (``fastseq._cli.bench.record``: impl/case/dtype/agreement/flops/
+T/B/D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
 (``FASTSEQ_BENCH_QUICK=1``, ``fastseq bench --quick``) runs small shapes: a base LSTM shape and one
 shape each with T, H and B doubled, so the report can plot time against T, H and B.
 """
@@ -156,8 +156,8 @@ def _cases():
             for dt in DTYPES:
                 for pas in ("fwd", "fwd+bwd"):
                     for impl in ("fastseq", "torch", "reference"):
-                        yield pytest.param(kind, shape, dt, pas, impl,
-                                           id=f"{kind}-{'x'.join(map(str, shape))}-{dt}-{pas}-{impl}")
+                        case_id = f"{kind}-{'x'.join(map(str, shape))}-{dt}-{pas}-{impl}"
+                        yield pytest.param(kind, shape, dt, pas, impl, id=case_id)
 
 
 _checked = {}

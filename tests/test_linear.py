@@ -1,4 +1,5 @@
-"""fastseq.LinearRegression and its kernels (fastseq.linear_model._lstsq_fast, csrc/linear_model/lstsq.c).
+"""fastseq.LinearRegression (its kernels, fastseq.linear_model._lstsq_fast and
+csrc/linear_model/lstsq.c, are tested in tests/kernels/test_lstsq_kernels.py).
 
 Independent yardsticks: NumPy (block kernels), scipy.linalg (QR, lstsq, cho_solve, pinv),
 sklearn (Ridge, r2_score), and designs with known exact coefficients.

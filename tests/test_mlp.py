@@ -314,7 +314,7 @@ def test_pickle_round_trip(Est):
     again.partial_fit(X, y)  # continues training after unpickling
 
 
-# ---- bad input ------------------------------------------------------------------------------------
+# ---- bad input --------------------------------------------------------------------------------
 @quiet
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 def test_bad_input_is_rejected_and_inputs_untouched(Est):
@@ -416,7 +416,7 @@ def test_gemm_row_blocking_matches_sklearn(monkeypatch):
     kw = dict(hidden_layer_sizes=(128, 64), max_iter=3, random_state=0, tol=0.0)
     sk = SkMLPClassifier(**kw).fit(X, y)
     for budget in (nn.SMALL_GEMM_MNK, 0):  # 40*128*200 and 128*64*200 exceed 100**3: blocked
-        monkeypatch.setattr(nn, "gemm_block_mnk", lambda: budget)
+        monkeypatch.setattr(nn, "gemm_block_mnk", lambda budget=budget: budget)
         ours = MLPClassifier(**kw).fit(X, y)
         np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
         for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
@@ -436,5 +436,5 @@ def test_gemm_row_blocking_only_for_single_threaded_skylakex_openblas(monkeypatc
     for lib, want in [(FakeOpenBLAS("SkylakeX", 1), nn.SMALL_GEMM_MNK),
                       (FakeOpenBLAS("SkylakeX", 4), 0), (FakeOpenBLAS("Haswell", 1), 0),
                       (FakeOpenBLAS(None, 1), 0), (None, 0)]:
-        monkeypatch.setattr(nn, "scipy_openblas", lambda: lib)
+        monkeypatch.setattr(nn, "scipy_openblas", lambda lib=lib: lib)
         assert nn.gemm_block_mnk() == want

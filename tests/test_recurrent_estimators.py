@@ -60,7 +60,8 @@ def _targets(kind, rng, X):
 
 @quiet
 @pytest.mark.parametrize("Est,kw,kind", CONFIGS,
-                         ids=[f"{E.__name__}-{k}-{'-'.join(kw) or 'plain'}" for E, kw, k in CONFIGS])
+                         ids=[f"{E.__name__}-{k}-{'-'.join(kw) or 'plain'}"
+                              for E, kw, k in CONFIGS])
 def test_whole_network_gradients_match_finite_differences(rng, Est, kw, kind):
     X = _ragged(rng)
     y = _targets(kind, rng, X)
@@ -117,7 +118,8 @@ def test_inspect_hidden_states_and_gates(rng):
     Xp, lengths, _ = check_sequences(X)
     y0 = lstm_forward(Xp, *cells[0][0], lengths=lengths)[0]
     np.testing.assert_allclose(s["hidden"][0][:, :, :3], y0, rtol=1e-12)
-    assert "forget_gate" not in RNNClassifier(hidden_size=2, max_iter=1).fit(X, [0, 1, 0]).inspect(X)
+    rnn = RNNClassifier(hidden_size=2, max_iter=1).fit(X, [0, 1, 0])
+    assert "forget_gate" not in rnn.inspect(X)
 
 
 def test_lstm_solves_long_range_agreement_where_rnn_is_at_chance():

@@ -1,4 +1,5 @@
-"""Compiled dense-network kernels (fastseq.neural_network._mlp_fast / csrc/neural_network/mlp.c) against the NumPy reference."""
+"""Compiled dense-network kernels (fastseq.neural_network._mlp_fast / csrc/neural_network/mlp.c)
+against the NumPy reference."""
 import numpy as np
 import pytest
 
@@ -118,7 +119,8 @@ def test_loss_and_delta(rng, dtype, shape, loss):
     y = _targets(rng, loss, shape, dtype)
     delta = np.empty_like(z)
     status, total = _nn.loss_and_delta(_nn.LOSSES[loss], z, y, delta, 0.25)
-    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64), loss)
+    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64),
+                                                    loss)
     assert status == 0
     np.testing.assert_allclose(total, want_total, **TOL[dtype])
     np.testing.assert_allclose(delta, 0.25 * want_delta, **TOL[dtype])
@@ -216,8 +218,8 @@ def test_steps_report_nonfinite_weights(dtype):
     w = np.array([1.0, 2.0], dtype=dtype)
     g = np.array([np.inf, 0.0], dtype=dtype)
     assert _nn.sgd_step(w.copy(), np.zeros_like(w), g, 2, 1.0, 0.0, 0.1, 0.0, False) == 1
-    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), np.full_like(w, np.nan), 2, 1.0,
-                         0.0, 0.1, 0.9, 0.999, 1e-8, 1) == 1
+    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), np.full_like(w, np.nan), 2,
+                         1.0, 0.0, 0.1, 0.9, 0.999, 1e-8, 1) == 1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -438,7 +438,7 @@ def test_bad_inputs_raise_clear_errors(rng):
     assert "LSTMCache" in repr(cache) and cache.nbytes > 0
 
 
-# ---- the packed tile kernels and the fused LSTM loops ---------------------------------------------
+# ---- the packed tile kernels and the fused LSTM loops -----------------------------------------
 # csrc/lib/packed.c has AVX-512, AVX2+FMA and portable kernels; the machine running the tests picks
 # one, so each is forced here (an ISA the CPU lacks resolves to the best available: still tested).
 ISAS = [1, 2, 3]
@@ -492,7 +492,8 @@ def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
 
 
 def _team_sized_job(rng, seed_shift=0):
-    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread, csrc/recurrent/recurrent.c)."""
+    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread,
+    csrc/recurrent/recurrent.c)."""
     B, T, D, H = 24 + seed_shift, 30, 8, 64
     args = _lstm_args(rng, B, T, D, H, np.float32, scale=0.125)
     lengths = _random_lengths(rng, B, T)
