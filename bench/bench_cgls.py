@@ -30,8 +30,8 @@ import scipy.sparse as sp
 import threadpoolctl
 from scipy.sparse.linalg import lsmr, lsqr
 
-from fastseq.linear_model import _cgls_fast as _cgls
 from fastseq._cli.bench import check_agreement, peak_extra_rss, pick, record
+from fastseq.linear_model import _cgls_fast as _cgls
 from fastseq.ops import cgls
 from fastseq.reference.linear import cgls_reference
 

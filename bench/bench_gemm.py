@@ -1,5 +1,5 @@
-"""GEMM through fastseq's BLAS door (``fastseq._lib._gemm.gemm``, SciPy's BLAS) vs NumPy's matmul and
-PyTorch: the yardstick every other benchmark's GFLOP/s is read against.
+"""GEMM through fastseq's BLAS door (``fastseq._lib._gemm.gemm``, SciPy's BLAS) vs NumPy's matmul
+and PyTorch: the yardstick every other benchmark's GFLOP/s is read against.
 
 Also the worked example of the metadata convention (see bench/README.md and fastseq._cli.bench).
 """

@@ -10,8 +10,8 @@ prints the table (shape, dtype, pass, fastseq ms, torch ms, ratio, reference ms,
 Shapes are (T, B, D, H). Forward flops = 2*T*B*4H*(D+H) (LSTM; H instead of 4H for the RNN),
 backward counted as twice that.
 
-Metadata follows bench/README.md (``fastseq._cli.bench.record``: impl/case/dtype/agreement/flops/T/B/
-D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
+Metadata follows bench/README.md (``fastseq._cli.bench.record``: impl/case/dtype/agreement/flops/
+T/B/D/H); the legacy keys kind/shape/pas/gemm_peak stay for the two table scripts. Quick mode
 (``FASTSEQ_BENCH_QUICK=1``, ``fastseq bench --quick``) runs small shapes: a base LSTM shape and one
 shape each with T, H and B doubled, so the report can plot time against T, H and B.
 """
@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from fastseq import ops
-from fastseq._lib import _gemm
 from fastseq._cli.bench import QUICK, check_agreement, pick, record
+from fastseq._lib import _gemm
 from fastseq.reference import recurrent as ref
+from fastseq.reference.testing import torch_recurrent_module
 
 try:
     import torch
@@ -130,13 +131,7 @@ def _runners(kind, T, B, D, H, dtype, lengths=None):
             return y, ref.rnn_backward(cache, dy)[1]
     runners = {"fastseq": (fs_fwd, fs_fb), "reference": (ref_fwd, ref_fb)}
     if torch is not None and lengths is None:
-        m = (torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(D, H, batch_first=True)
-        m = m.double() if dtype == np.float64 else m.float()
-        with torch.no_grad():
-            m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
-            m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
-            m.bias_ih_l0.copy_(torch.from_numpy(bias))
-            m.bias_hh_l0.zero_()
+        m = torch_recurrent_module(kind, w_ih, w_hh, bias)
         tx = torch.from_numpy(x)
         tdy = torch.from_numpy(dy)
 
@@ -161,8 +156,8 @@ def _cases():
             for dt in DTYPES:
                 for pas in ("fwd", "fwd+bwd"):
                     for impl in ("fastseq", "torch", "reference"):
-                        yield pytest.param(kind, shape, dt, pas, impl,
-                                           id=f"{kind}-{'x'.join(map(str, shape))}-{dt}-{pas}-{impl}")
+                        case_id = f"{kind}-{'x'.join(map(str, shape))}-{dt}-{pas}-{impl}"
+                        yield pytest.param(kind, shape, dt, pas, impl, id=case_id)
 
 
 _checked = {}

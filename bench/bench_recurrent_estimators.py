@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from fastseq import LSTMClassifier, RNNClassifier
 from fastseq._cli.bench import check_agreement, pick, record
 from fastseq.datasets import make_agreement
+from fastseq.reference.testing import torch_recurrent_module
 
 # default: the thread count `fastseq bench --threads N` set (OMP_NUM_THREADS), else 2
 THREADS = int(os.environ.get("FASTSEQ_BENCH_THREADS", os.environ.get("OMP_NUM_THREADS", "2")))
@@ -49,17 +50,11 @@ def _estimator(cell, H, dtype, **kw):
 def _torch_model(torch, cell, D, H, params, dtype):
     """torch modules holding fastseq's initial weights: bias_ih = fastseq's bias, bias_hh = 0 and
     frozen (two trainable biases would each take an Adam step: twice fastseq's single bias)."""
-    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(D, H, batch_first=True)
-    head = torch.nn.Linear(H, 1)
-    tdtype = getattr(torch, dtype)
-    rnn.to(tdtype)
-    head.to(tdtype)
     (w_ih, w_hh, bias), W, b = params
+    rnn = torch_recurrent_module(cell, w_ih, w_hh, bias)
+    head = torch.nn.Linear(H, 1)
+    head.to(getattr(torch, dtype))
     with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.from_numpy(w_ih))
-        rnn.weight_hh_l0.copy_(torch.from_numpy(w_hh))
-        rnn.bias_ih_l0.copy_(torch.from_numpy(bias))
-        rnn.bias_hh_l0.zero_()
         head.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
         head.bias.copy_(torch.from_numpy(b))
     rnn.bias_hh_l0.requires_grad_(False)

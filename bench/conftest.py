@@ -1,4 +1,5 @@
-"""Shared pytest configuration of the benchmark suite (also installed as fastseq/_cli/bench/bench)."""
+"""Shared pytest configuration of the benchmark suite (also installed as
+fastseq/_cli/bench/bench)."""
 
 
 def pytest_report_header(config):

@@ -41,11 +41,12 @@ def main():
         peak = {}
         for dt, dtype in br.DTYPES.items():
             a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(dtype)
-            peak[dt] = 2 * 1024**3 / cpu_median(lambda: br._gemm.gemm(a, a)) / 1e9
-        print(f"GEMM peak, 1 thread (fastseq._lib._gemm.gemm 1024^2): "
+            peak[dt] = 2 * 1024**3 / cpu_median(lambda a=a: br._gemm.gemm(a, a)) / 1e9
+        print("GEMM peak, 1 thread (fastseq._lib._gemm.gemm 1024^2): "
               + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peak.items()))
         print(f"{'kind':5} {'T,B,D,H':>16} {'dtype':7} {'pass':7} {'fastseq ms':>10} "
-              f"{'torch ms':>9} {'ratio':>6} {'ref ms':>9} {'x ref':>6} {'GFLOP/s':>8} {'%peak':>6}")
+              f"{'torch ms':>9} {'ratio':>6} {'ref ms':>9} {'x ref':>6} {'GFLOP/s':>8} "
+              f"{'%peak':>6}")
         for kind, shapes in (("lstm", br.LSTM_SHAPES), ("rnn", br.RNN_SHAPES)):
             for shape in shapes:
                 for dt, dtype in br.DTYPES.items():

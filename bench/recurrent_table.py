@@ -18,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def run(extra):
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, "bench_recurrent.py"),
            "--benchmark-only", f"--benchmark-json={path}", "-q", "-p", "no:cacheprovider",
            *extra]

@@ -14,7 +14,8 @@ def pytest_report_header(config):
         if info.get("user_api") == "blas":
             lines.append(
                 f"BLAS: {info.get('internal_api')} {info.get('version')} "
-                f"({info.get('architecture')}, {info.get('num_threads')} threads) {info.get('filepath')}"
+                f"({info.get('architecture')}, {info.get('num_threads')} threads) "
+                f"{info.get('filepath')}"
             )
     return lines
 

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from scipy import linalg, sparse
 
-from fastseq.datasets import (AGREEMENT_VOCABULARY, LEAST_SQUARES_KINDS, decode_agreement,
-                              make_agreement, make_least_squares)
+from fastseq.datasets import (
+    AGREEMENT_VOCABULARY,
+    LEAST_SQUARES_KINDS,
+    decode_agreement,
+    make_agreement,
+    make_least_squares,
+)
 
 # Written independently of the generator: English morphology of this toy grammar.
 ADJECTIVES = {"old", "famous", "small", "new", "red", "quiet"}

@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 
 from fastseq import MLPClassifier, MLPRegressor
 from fastseq.neural_network import DivergenceWarning
+from fastseq.reference.testing import central_differences
 
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -97,18 +98,9 @@ def test_gradients_match_central_finite_differences(rng, kind, hidden, act, alph
     est.coefs_ = [rng.normal(size=(a, b)) for a, b in zip(widths[:-1], widths[1:])]
     est.intercepts_ = [rng.normal(size=b) for b in widths[1:]]
     _, gw, gb = est._loss_grad(X, Y)
-    h = 1e-6
     for params, grads in [(est.coefs_, gw), (est.intercepts_, gb)]:
         for P, G in zip(params, grads):
-            fd = np.empty_like(P)
-            for idx in np.ndindex(P.shape):
-                old = P[idx]
-                P[idx] = old + h
-                fp = est._loss_grad(X, Y)[0]
-                P[idx] = old - h
-                fm = est._loss_grad(X, Y)[0]
-                P[idx] = old
-                fd[idx] = (fp - fm) / (2 * h)
+            fd = central_differences(lambda: est._loss_grad(X, Y)[0], P, eps=1e-6)
             np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -322,7 +314,7 @@ def test_pickle_round_trip(Est):
     again.partial_fit(X, y)  # continues training after unpickling
 
 
-# ---- bad input ------------------------------------------------------------------------------------
+# ---- bad input --------------------------------------------------------------------------------
 @quiet
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 def test_bad_input_is_rejected_and_inputs_untouched(Est):
@@ -424,7 +416,7 @@ def test_gemm_row_blocking_matches_sklearn(monkeypatch):
     kw = dict(hidden_layer_sizes=(128, 64), max_iter=3, random_state=0, tol=0.0)
     sk = SkMLPClassifier(**kw).fit(X, y)
     for budget in (nn.SMALL_GEMM_MNK, 0):  # 40*128*200 and 128*64*200 exceed 100**3: blocked
-        monkeypatch.setattr(nn, "gemm_block_mnk", lambda: budget)
+        monkeypatch.setattr(nn, "gemm_block_mnk", lambda budget=budget: budget)
         ours = MLPClassifier(**kw).fit(X, y)
         np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
         for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
@@ -444,5 +436,5 @@ def test_gemm_row_blocking_only_for_single_threaded_skylakex_openblas(monkeypatc
     for lib, want in [(FakeOpenBLAS("SkylakeX", 1), nn.SMALL_GEMM_MNK),
                       (FakeOpenBLAS("SkylakeX", 4), 0), (FakeOpenBLAS("Haswell", 1), 0),
                       (FakeOpenBLAS(None, 1), 0), (None, 0)]:
-        monkeypatch.setattr(nn, "scipy_openblas", lambda: lib)
+        monkeypatch.setattr(nn, "scipy_openblas", lambda lib=lib: lib)
         assert nn.gemm_block_mnk() == want

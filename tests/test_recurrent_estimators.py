@@ -12,8 +12,9 @@ from sklearn.model_selection import cross_val_score
 from fastseq import LSTMClassifier, LSTMRegressor, RNNClassifier, RNNRegressor
 from fastseq.datasets import make_agreement
 from fastseq.neural_network import DivergenceWarning
-from fastseq.ops import lstm_forward
 from fastseq.neural_network._sequences import check_sequences
+from fastseq.ops import lstm_forward
+from fastseq.reference.testing import central_differences
 
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -59,7 +60,8 @@ def _targets(kind, rng, X):
 
 @quiet
 @pytest.mark.parametrize("Est,kw,kind", CONFIGS,
-                         ids=[f"{E.__name__}-{k}-{'-'.join(kw) or 'plain'}" for E, kw, k in CONFIGS])
+                         ids=[f"{E.__name__}-{k}-{'-'.join(kw) or 'plain'}"
+                              for E, kw, k in CONFIGS])
 def test_whole_network_gradients_match_finite_differences(rng, Est, kw, kind):
     X = _ragged(rng)
     y = _targets(kind, rng, X)
@@ -68,17 +70,7 @@ def test_whole_network_gradients_match_finite_differences(rng, Est, kw, kind):
     Xp, lengths, _ = check_sequences(X)
     Y = est._encode_targets(y, Xp, lengths, True, False, None)
     _, grad = est._loss_grad(X, Y)
-    h = 1e-6
-    fd = np.empty_like(grad)
-    p = est._params
-    for i in range(p.size):
-        old = p[i]
-        p[i] = old + h
-        fp = est._loss_grad(X, Y)[0]
-        p[i] = old - h
-        fm = est._loss_grad(X, Y)[0]
-        p[i] = old
-        fd[i] = (fp - fm) / (2 * h)
+    fd = central_differences(lambda: est._loss_grad(X, Y)[0], est._params, eps=1e-6)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
 
 
@@ -126,7 +118,8 @@ def test_inspect_hidden_states_and_gates(rng):
     Xp, lengths, _ = check_sequences(X)
     y0 = lstm_forward(Xp, *cells[0][0], lengths=lengths)[0]
     np.testing.assert_allclose(s["hidden"][0][:, :, :3], y0, rtol=1e-12)
-    assert "forget_gate" not in RNNClassifier(hidden_size=2, max_iter=1).fit(X, [0, 1, 0]).inspect(X)
+    rnn = RNNClassifier(hidden_size=2, max_iter=1).fit(X, [0, 1, 0])
+    assert "forget_gate" not in rnn.inspect(X)
 
 
 def test_lstm_solves_long_range_agreement_where_rnn_is_at_chance():
@@ -347,16 +340,7 @@ def test_dropout_gradient_matches_finite_differences_for_a_fixed_mask(rng, Est):
     grad = np.empty_like(p)
     objective(grad)
     scratch = np.empty_like(p)
-    fd = np.empty_like(p)
-    h = 1e-6
-    for i in range(p.size):
-        old = p[i]
-        p[i] = old + h
-        fp = objective(scratch)
-        p[i] = old - h
-        fm = objective(scratch)
-        p[i] = old
-        fd[i] = (fp - fm) / (2 * h)
+    fd = central_differences(lambda: objective(scratch), p, eps=1e-6)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
     # and the masks matter: without dropout the objective differs
     assert est._batch_loss_grad(p, scratch, est._layout_, Xp, lengths, Y)[1] != objective(grad)

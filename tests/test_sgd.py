@@ -5,7 +5,6 @@ scikit-learn's SGDRegressor (batch_size=1, same updates), scipy.linalg.lstsq and
 (the fixed point), and the estimator's own invariances (dense vs CSR, multi-output vs per-output).
 """
 import pickle
-import threading
 
 import numpy as np
 import pytest
@@ -19,164 +18,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fastseq import SGDRegressor
-from fastseq.linear_model import _sgd_fast as _sgd
-from fastseq.reference.sgd import optimal_init, sgd_epoch_reference
+from fastseq.reference.sgd import sgd_epoch_reference
+from fastseq.reference.testing import make_linear_problem
 
 SCHEDULES = ["constant", "optimal", "invscaling"]
-KERNEL_SCHEDULE = {"constant": _sgd.SCHEDULE_CONSTANT, "optimal": _sgd.SCHEDULE_OPTIMAL,
-                   "invscaling": _sgd.SCHEDULE_INVSCALING}
-# Tolerance of one epoch against the reference, relative to the size of the coefficients.
+# Tolerance of the estimator's epochs against the reference, relative to the size of the
+# coefficients (the same numbers as the kernel's, tests/kernels/test_sgd_kernels.py).
 RTOL = {np.float64: 1e-11, np.float32: 2e-5}
-
-
-def make_problem(rng, n=60, p=7, k=1, dtype=np.float64, density=None, noise=0.1):
-    X = rng.standard_normal((n, p))
-    if density is not None:
-        X[rng.random((n, p)) > density] = 0.0
-    W = rng.standard_normal((k, p))
-    Y = X @ W.T + 0.5 + noise * rng.standard_normal((n, k))
-    return X.astype(dtype), Y.astype(dtype)
-
-
-def run_kernel_epoch(X, Y, sw, perm, coef, intercept, *, batch_size, learning_rate, eta0=0.05,
-                     power_t=0.3, alpha=0.01, penalty="l2", fit_intercept=True, t=1.0,
-                     average=0, avg_coef=None, avg_intercept=None, n_seen=0, n_avg=0):
-    """Call the compiled epoch with the reference's signature; returns the same dict."""
-    dtype = X.dtype
-    W = np.array(coef, dtype=dtype)
-    b = np.array(intercept, dtype=dtype)
-    k, p = W.shape
-    aW = np.zeros((1, 1), dtype) if avg_coef is None else np.array(avg_coef, dtype=dtype)
-    ab = np.zeros(1, dtype) if avg_intercept is None else np.array(avg_intercept, dtype=dtype)
-    schedule = _sgd._make_schedule(KERNEL_SCHEDULE[learning_rate], eta0, power_t, alpha,
-                                   optimal_init(alpha) if alpha > 0 else 0.0, penalty == "l2",
-                                   fit_intercept, average)
-    args = (W, b, aW, ab, batch_size, schedule, t, n_seen, n_avg)
-    perm = np.ascontiguousarray(perm, dtype=np.intp)
-    if sp.issparse(X):
-        status, t, n_seen, n_avg, loss, _ = _sgd.epoch_csr(
-            X.data, X.indices.astype(np.int32), X.indptr.astype(np.intp), X.shape[1], Y, sw,
-            perm, *args)
-    else:
-        status, t, n_seen, n_avg, loss, _ = _sgd.epoch_dense(X, Y, sw, perm, *args)
-    assert status == 0
-    return dict(coef=W, intercept=b, t=t, n_seen=n_seen, n_avg=n_avg, avg_coef=aW,
-                avg_intercept=ab, loss=loss)
-
-
-def assert_state_close(got, want, dtype):
-    rtol = RTOL[dtype]
-    assert got["t"] == want["t"] and got["n_seen"] == want["n_seen"]
-    assert got["n_avg"] == want["n_avg"]
-    assert got["coef"].dtype == dtype
-    for key in ("coef", "intercept", "avg_coef", "avg_intercept"):
-        if want[key] is None:
-            continue
-        ref = np.asarray(want[key], dtype=np.float64)
-        np.testing.assert_allclose(got[key], ref, rtol=rtol,
-                                   atol=rtol * max(1.0, np.abs(ref).max()), err_msg=key)
-    np.testing.assert_allclose(got["loss"], want["loss"], rtol=10 * rtol)
-
-
-# ---- kernel: one epoch against the NumPy reference -----------------------------------------
-@pytest.mark.kernels
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-@pytest.mark.parametrize("learning_rate", SCHEDULES)
-@pytest.mark.parametrize("k,batch_size", [(1, 1), (1, 8), (3, 8), (2, 1000)])
-def test_epoch_matches_reference(rng, dtype, sparse, learning_rate, k, batch_size):
-    X, Y = make_problem(rng, k=k, dtype=dtype, density=0.4 if sparse else None)
-    Xin = sp.csr_matrix(X) if sparse else X
-    n, p = X.shape
-    sw = rng.uniform(0.2, 2.0, n).astype(dtype)
-    perm = rng.permutation(n)
-    coef = (0.1 * rng.standard_normal((k, p))).astype(dtype)
-    intercept = rng.standard_normal(k).astype(dtype)
-    kwargs = dict(batch_size=batch_size, learning_rate=learning_rate, eta0=0.02, power_t=0.3,
-                  alpha=0.05, t=3.0)
-    want = sgd_epoch_reference(Xin, Y, sw, perm, coef, intercept, **kwargs)
-    got = run_kernel_epoch(Xin, Y, sw, perm, coef, intercept, **kwargs)
-    assert_state_close(got, want, dtype)
-    assert not np.array_equal(got["coef"], coef)  # the epoch did move the weights
-
-
-@pytest.mark.kernels
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-@pytest.mark.parametrize("average", [1, 25])
-def test_epoch_averaging_matches_reference(rng, dtype, sparse, average):
-    X, Y = make_problem(rng, k=2, dtype=dtype, density=0.5 if sparse else None)
-    Xin = sp.csr_matrix(X) if sparse else X
-    n, p = X.shape
-    sw = np.ones(n, dtype)
-    perm = rng.permutation(n)
-    kwargs = dict(batch_size=4, learning_rate="invscaling", eta0=0.05, power_t=0.25, alpha=1e-3,
-                  average=average, avg_coef=np.zeros((2, p), dtype),
-                  avg_intercept=np.zeros(2, dtype))
-    coef, intercept = np.zeros((2, p), dtype), np.zeros(2, dtype)
-    want = sgd_epoch_reference(Xin, Y, sw, perm, coef, intercept, **kwargs)
-    got = run_kernel_epoch(Xin, Y, sw, perm, coef, intercept, **kwargs)
-    assert want["n_avg"] == ((n - average) // 4 + 1 if average > 1 else n // 4)
-    assert_state_close(got, want, dtype)
-
-
-@pytest.mark.kernels
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-def test_epoch_edge_shapes(rng, sparse):
-    # n = 1, p = 1, no intercept, no penalty; and a CSR matrix with empty rows / no entries.
-    X = np.array([[2.0]])
-    Y = np.array([[3.0]])
-    Xin = sp.csr_matrix(X) if sparse else X
-    kwargs = dict(batch_size=5, learning_rate="constant", eta0=0.1, power_t=0.25, alpha=0.0,
-                  penalty=None, fit_intercept=False)
-    got = run_kernel_epoch(Xin, Y, np.ones(1), [0], np.zeros((1, 1)), np.zeros(1), **kwargs)
-    # by hand: r = 0 - 3, W <- 0 - 0.1 * (-3) * 2 = 0.6;  loss = 0.5 * 9
-    np.testing.assert_allclose(got["coef"], [[0.6]])
-    np.testing.assert_allclose(got["loss"], 4.5)
-    assert got["intercept"][0] == 0.0
-    if sparse:
-        for Xs in (sp.csr_matrix((5, 4)), sp.csr_matrix(np.diag([1.0, 0.0, 2.0, 0.0])[:, :3])):
-            n, p = Xs.shape
-            Y = rng.standard_normal((n, 1))
-            args = (Xs, Y, np.ones(n), rng.permutation(n), np.ones((1, p)), np.zeros(1))
-            kw = dict(batch_size=2, learning_rate="constant", eta0=0.1, power_t=0.25, alpha=0.01)
-            want = sgd_epoch_reference(*args, **kw)
-            assert_state_close(run_kernel_epoch(*args, **kw), want, np.float64)
-
-
-@pytest.mark.kernels
-def test_epoch_reports_nonfinite(rng):
-    X, Y = make_problem(rng)
-    X = 1e3 * X
-    W, b = np.zeros((1, X.shape[1])), np.zeros(1)
-    schedule = _sgd._make_schedule(_sgd.SCHEDULE_CONSTANT, 1e3, 0.25, 0.0, 0.0, False, True, 0)
-    status = _sgd.epoch_dense(X, Y, np.ones(len(X)), np.arange(len(X), dtype=np.intp), W, b,
-                              np.zeros((1, 1)), np.zeros(1), 1, schedule, 1.0, 0, 0)[0]
-    assert status == 1  # FASTSEQ_ERR_NONFINITE
-
-
-@pytest.mark.kernels
-def test_kernel_is_thread_safe(rng):
-    # Two epochs on different data in two threads (GIL released) == the same epochs serially.
-    problems = [make_problem(np.random.default_rng(s), n=3000, p=40, k=2) for s in (1, 2)]
-    serial = [run_kernel_epoch(X, Y, np.ones(len(X)), np.arange(len(X))[::-1], np.zeros((2, 40)),
-                               np.zeros(2), batch_size=16, learning_rate="invscaling")
-              for X, Y in problems]
-    results = [None, None]
-
-    def work(i):
-        X, Y = problems[i]
-        results[i] = run_kernel_epoch(X, Y, np.ones(len(X)), np.arange(len(X))[::-1],
-                                      np.zeros((2, 40)), np.zeros(2), batch_size=16,
-                                      learning_rate="invscaling")
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for got, want in zip(results, serial):
-        np.testing.assert_array_equal(got["coef"], want["coef"])
 
 
 # ---- the estimator reproduces the reference epochs -------------------------------------------
@@ -184,7 +32,7 @@ def test_kernel_is_thread_safe(rng):
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("learning_rate", SCHEDULES)
 def test_partial_fit_sequence_matches_reference(rng, dtype, sparse, learning_rate):
-    X, y = make_problem(rng, dtype=dtype, density=0.5 if sparse else None)
+    X, y = make_linear_problem(rng, dtype=dtype, density=0.5 if sparse else None)
     y = y[:, 0]
     Xin = sp.csr_matrix(X) if sparse else X
     n, p = X.shape
@@ -213,7 +61,7 @@ def test_partial_fit_sequence_matches_reference(rng, dtype, sparse, learning_rat
 
 
 def test_warm_start_continues_from_previous_coefficients(rng):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     y = y[:, 0]
     params = dict(batch_size=5, shuffle=False, max_iter=1, tol=None, learning_rate="invscaling")
     reg = SGDRegressor(warm_start=True, **params).fit(X, y)
@@ -229,7 +77,7 @@ def test_warm_start_continues_from_previous_coefficients(rng):
 
 
 def test_average_exposes_running_mean(rng):
-    X, y = make_problem(rng, n=40)
+    X, y = make_linear_problem(rng, n=40)
     y = y[:, 0]
     reg = SGDRegressor(average=10, batch_size=4, shuffle=False, max_iter=1, tol=None)
     reg.fit(X, y)
@@ -248,7 +96,7 @@ def test_full_batch_converges_to_ridge(rng):
     # batch_size >= n is gradient descent on (1/n) sum 0.5 s_i r_i^2 + 0.5 alpha ||w||^2, whose
     # minimiser is Ridge(alpha = n * alpha) with the same sample weights.
     n = 300
-    X, y = make_problem(rng, n=n, p=6, noise=0.5)
+    X, y = make_linear_problem(rng, n=n, p=6, noise=0.5)
     y = y[:, 0]
     sw = rng.uniform(0.5, 2.0, n)
     alpha = 0.05
@@ -296,7 +144,7 @@ def test_averaged_minibatch_approaches_lstsq_with_noise(rng):
 def test_batch_size_one_matches_sklearn_updates(rng, learning_rate, average):
     # Without shuffling, batch_size=1 makes exactly sklearn's per-sample updates (dense input),
     # including ASGD (sklearn's lazy averaging formula vs our running mean).
-    X, y = make_problem(rng, n=80, p=4)
+    X, y = make_linear_problem(rng, n=80, p=4)
     y = y[:, 0]
     # alpha: a stable 'optimal' rate (a diverging run would hit sklearn's residual clipping)
     params = dict(learning_rate=learning_rate, eta0=0.01, power_t=0.25, alpha=0.5,
@@ -328,7 +176,7 @@ def test_shuffled_quality_matches_sklearn(rng):
 
 # ---- estimator behaviour -----------------------------------------------------------------------
 def test_dense_and_csr_agree(rng):
-    X, y = make_problem(rng, n=120, p=9, density=0.3)
+    X, y = make_linear_problem(rng, n=120, p=9, density=0.3)
     params = dict(batch_size=6, max_iter=4, tol=None, random_state=3, average=5)
     dense = SGDRegressor(**params).fit(X, y[:, 0])
     sparse = SGDRegressor(**params).fit(sp.csr_matrix(X), y[:, 0])
@@ -338,7 +186,7 @@ def test_dense_and_csr_agree(rng):
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 def test_multi_output_equals_separate_fits(rng, sparse):
-    X, Y = make_problem(rng, n=90, k=3, density=0.5 if sparse else None)
+    X, Y = make_linear_problem(rng, n=90, k=3, density=0.5 if sparse else None)
     Xin = sp.csr_matrix(X) if sparse else X
     params = dict(batch_size=4, max_iter=3, tol=None, random_state=0)
     multi = SGDRegressor(**params).fit(Xin, Y)
@@ -351,7 +199,7 @@ def test_multi_output_equals_separate_fits(rng, sparse):
 
 
 def test_float32_kept(rng):
-    X, y = make_problem(rng, dtype=np.float32)
+    X, y = make_linear_problem(rng, dtype=np.float32)
     reg = SGDRegressor(max_iter=5, tol=None, random_state=0).fit(X, y[:, 0])
     assert reg.coef_.dtype == np.float32 and reg.intercept_.dtype == np.float32
     assert reg.predict(X).dtype == np.float32
@@ -360,7 +208,7 @@ def test_float32_kept(rng):
 
 
 def test_reproducible_bit_for_bit(rng):
-    X, y = make_problem(rng, n=500, p=8)
+    X, y = make_linear_problem(rng, n=500, p=8)
     params = dict(max_iter=5, tol=None, early_stopping=True, n_iter_no_change=100)
     a = SGDRegressor(random_state=7, **params).fit(X, y[:, 0])
     b = SGDRegressor(random_state=7, **params).fit(X, y[:, 0])
@@ -371,7 +219,7 @@ def test_reproducible_bit_for_bit(rng):
 
 
 def test_stops_on_tol_and_warns_at_max_iter(rng):
-    X, y = make_problem(rng, n=200)
+    X, y = make_linear_problem(rng, n=200)
     reg = SGDRegressor(learning_rate="constant", eta0=0.05, random_state=0).fit(X, y[:, 0])
     assert 6 <= reg.n_iter_ < 1000 and len(reg.loss_curve_) == reg.n_iter_
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
@@ -379,7 +227,7 @@ def test_stops_on_tol_and_warns_at_max_iter(rng):
 
 
 def test_early_stopping(rng):
-    X, y = make_problem(rng, n=400, noise=1.0)
+    X, y = make_linear_problem(rng, n=400, noise=1.0)
     reg = SGDRegressor(early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
                        learning_rate="constant", eta0=0.05, tol=1e-4, random_state=0)
     reg.fit(X, y[:, 0])
@@ -393,7 +241,7 @@ def test_early_stopping(rng):
 
 
 def test_adaptive_rate_decreases_and_stops(rng):
-    X, y = make_problem(rng, n=300, noise=1.0)
+    X, y = make_linear_problem(rng, n=300, noise=1.0)
     reg = SGDRegressor(learning_rate="adaptive", eta0=0.1, n_iter_no_change=2,
                        random_state=0).fit(X, y[:, 0])
     # eta0 / 5^j must drop below 1e-6 before stopping: at least 8 reductions x 2 epochs
@@ -406,7 +254,7 @@ def test_adaptive_rate_decreases_and_stops(rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 def test_divergence_is_reported_and_coefficients_stay_finite(rng, dtype, sparse):
-    X, y = make_problem(rng, n=200, dtype=dtype)
+    X, y = make_linear_problem(rng, n=200, dtype=dtype)
     X = X * 100
     Xin = sp.csr_matrix(X) if sparse else X
     reg = SGDRegressor(learning_rate="constant", eta0=10.0, random_state=0)
@@ -424,7 +272,7 @@ def test_divergence_is_reported_and_coefficients_stay_finite(rng, dtype, sparse)
 
 
 def test_partial_fit_checks(rng):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     reg = SGDRegressor().partial_fit(X, y[:, 0])
     assert reg.n_iter_ == 1 and reg.n_features_in_ == X.shape[1]
     with pytest.raises(ValueError, match="features"):
@@ -457,13 +305,13 @@ def test_partial_fit_checks(rng):
     (dict(learning_rate="optimal", alpha=0.0), "alpha must be > 0"),
 ])
 def test_bad_parameters(rng, bad, match):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     with pytest.raises(ValueError, match=match):
         SGDRegressor(**bad).fit(X, y[:, 0])
 
 
 def test_bad_input(rng):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     y = y[:, 0]
     reg = SGDRegressor(max_iter=2, tol=None)
     with pytest.raises(NotFittedError):
@@ -494,7 +342,7 @@ def test_bad_input(rng):
 
 
 def test_inputs_not_modified(rng):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     y = y[:, 0]
     sw = rng.uniform(0.5, 1.5, len(y))
     Xs = sp.csr_matrix(X)
@@ -506,7 +354,7 @@ def test_inputs_not_modified(rng):
 
 
 def test_pickle_clone_pipeline(rng):
-    X, y = make_problem(rng, n=300)
+    X, y = make_linear_problem(rng, n=300)
     X = 50 * X + 7  # badly scaled: the pipeline's scaler makes SGD work
     y = y[:, 0]
     reg = SGDRegressor(max_iter=20, tol=None, random_state=0).fit(X / 50, y)
@@ -523,34 +371,14 @@ def test_pickle_clone_pipeline(rng):
 
 
 def test_verbose_prints_epochs(rng, capsys):
-    X, y = make_problem(rng)
+    X, y = make_linear_problem(rng)
     SGDRegressor(max_iter=2, tol=None, verbose=1).fit(X, y[:, 0])
     out = capsys.readouterr().out
     assert out.count("-- Epoch") == 2 and "Avg. loss" in out
 
 
-@pytest.mark.kernels
-def test_kernel_rejects_inconsistent_arguments(rng):
-    X, Y = make_problem(rng, n=10, p=3)
-    sw, W, b = np.ones(10), np.zeros((1, 3)), np.zeros(1)
-    schedule = _sgd._make_schedule(_sgd.SCHEDULE_CONSTANT, 0.01, 0.25, 0.0, 0.0, False, True, 1)
-    good = dict(perm=np.arange(10, dtype=np.intp), W=W, aW=np.zeros((1, 3)))
-    bad_cases = [dict(perm=np.array([0, 10], dtype=np.intp)),  # row index out of range
-                 dict(W=np.zeros((2, 3))),                      # coef shape
-                 dict(aW=np.zeros((1, 1)))]                     # averaging workspace shape
-    for bad in bad_cases:
-        a = {**good, **bad}
-        with pytest.raises(ValueError):
-            _sgd.epoch_dense(X, Y, sw, a["perm"], a["W"], b, a["aW"], np.zeros(1), 4, schedule,
-                             1.0, 0, 0)
-    Xs = sp.csr_matrix(X)
-    with pytest.raises(ValueError, match="CSR"):
-        _sgd.epoch_csr(Xs.data[:-1], Xs.indices[:-1], Xs.indptr.astype(np.intp), 3, Y, sw,
-                       good["perm"], W, b, good["aW"], np.zeros(1), 4, schedule, 1.0, 0, 0)
-
-
 def test_malformed_csr_and_switching_average(rng):
-    X, y = make_problem(rng, n=20, p=4)
+    X, y = make_linear_problem(rng, n=20, p=4)
     Xs = sp.csr_matrix(X)
     Xs.indices[3] = 7  # a column beyond n_features
     with pytest.raises(ValueError, match="malformed CSR"):

@@ -185,7 +185,8 @@ def make_agreement(n_samples=1000, *, depth=2, n_fillers=0, output="onehot", dty
 
 
 def decode_agreement(x):
-    """Sentence string of one sample of :func:`make_agreement` (one-hot ``(T, V)`` or ids ``(T,)``)."""
+    """Sentence string of one sample of :func:`make_agreement` (one-hot ``(T, V)`` or ids
+    ``(T,)``)."""
     x = np.asarray(x)
     ids = x.argmax(axis=-1) if x.ndim == 2 else x
     return " ".join(AGREEMENT_VOCABULARY[i] for i in ids)

@@ -19,11 +19,15 @@ import time
 import warnings
 
 import numpy as np
-from scipy import sparse
 
 import fastseq
-from fastseq.datasets import (AGREEMENT_ADJECTIVES, AGREEMENT_VOCABULARY, decode_agreement,
-                              make_agreement, make_least_squares)
+from fastseq.datasets import (
+    AGREEMENT_ADJECTIVES,
+    AGREEMENT_VOCABULARY,
+    decode_agreement,
+    make_agreement,
+    make_least_squares,
+)
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -405,7 +409,8 @@ def sequence_part(say, quick, seed, out_dir):
             results["forget_gates"] = gates.tolist()
             results["forget_gate_words"] = words
             # The unit that stays most open after the subject is the one holding its number.
-            first_noun = next(i for i, w in enumerate(words) if w not in AGREEMENT_ADJECTIVES and i > 0)
+            first_noun = next(i for i, w in enumerate(words)
+                              if w not in AGREEMENT_ADJECTIVES and i > 0)
             keeper = int(np.argmax(gates[first_noun + 1:].mean(axis=0)))
             say(f"  LSTM forget gates along the example, one character per token "
                 f"(▁ forget … █ keep), from \"{' '.join(words[:first_noun + 1])} …\":")
@@ -448,7 +453,8 @@ def run_demo(out_dir="fastseq-demo", quick=False, seed=0):
     say()
     say("[2/2] Long-range agreement: MLP vs Elman RNN vs LSTM (BLAS limited to 1 thread: these "
         "products are far")
-    say("      too small to pay for a thread hand-off, which is ruinous on a shared 2-core machine)")
+    say("      too small to pay for a thread hand-off, which is ruinous on a shared 2-core "
+        "machine)")
     try:
         from threadpoolctl import threadpool_limits
         limits = threadpool_limits(limits=1, user_api="blas")

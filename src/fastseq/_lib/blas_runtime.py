@@ -1,5 +1,6 @@
 """What fastseq needs to know of the BLAS it calls at run time (SciPy's OpenBLAS, through
-``scipy.linalg.cython_blas``): which library it is and whether its small-matrix GEMM path applies."""
+``scipy.linalg.cython_blas``): which library it is and whether its small-matrix GEMM path
+applies."""
 import functools
 import os
 
@@ -30,7 +31,8 @@ def scipy_openblas():
 
 
 def gemm_block_mnk():
-    """m*n*k budget for row-blocking the training GEMMs (see ``fastseq.neural_network._mlp_fast.train_epoch``), 0 for none.
+    """m*n*k budget for row-blocking the training GEMMs (see
+    ``fastseq.neural_network._mlp_fast.train_epoch``), 0 for none.
 
     Blocking pays only where OpenBLAS has the small-matrix path (core type as reported by
     threadpoolctl, which honours ``OPENBLAS_CORETYPE``) and runs one thread: that path is

@@ -15,9 +15,13 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 from sklearn.exceptions import ConvergenceWarning
 
+from fastseq._lib.validation import (
+    check_blas_dims,
+    check_csr_structure,
+    check_float_array,
+    check_positive,
+)
 from fastseq.linear_model import _cgls_fast as _cgls
-from fastseq._lib.validation import (check_blas_dims, check_csr_structure, check_float_array,
-                                     check_positive)
 
 __all__ = ["CGLSResult", "cgls"]
 
@@ -35,7 +39,8 @@ _ISTOP_MESSAGES = {
 
 @dataclass(frozen=True)
 class CGLSResult:
-    """Result of :func:`fastseq.ops.cgls` (field names and ``istop`` codes as ``scipy.sparse.linalg.lsqr``).
+    """Result of :func:`fastseq.ops.cgls` (field names and ``istop`` codes as
+    ``scipy.sparse.linalg.lsqr``).
 
     For a 1-D ``b`` every field except ``x`` and ``normal_residual_history`` is a scalar; for a
     2-D ``b`` of k columns each is an array of length k (one independent recurrence per column).
@@ -231,7 +236,8 @@ def _cgls_solve(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, ma
 def cgls(A, b, *, damp=0.0, x0=None, atol=1e-8, btol=1e-8, conlim=1e8, max_iter=None,
          precondition=True, sample_weight=None, column_offset=None, recompute_every=50,
          n_threads=None):
-    r"""Solve ``min ||A x - b||^2 + damp^2 ||x||^2`` by preconditioned conjugate-gradient least squares.
+    r"""Solve ``min ||A x - b||^2 + damp^2 ||x||^2`` by preconditioned conjugate-gradient least
+    squares.
 
     CGLS is conjugate gradients on the normal equations ``(A^T A + damp^2 I) x = A^T b`` written
     so that ``A^T A`` is never formed. Each iteration makes ONE fused pass over ``A`` (compiled,

@@ -1,8 +1,8 @@
 """Least squares and ridge regression: :class:`LinearRegression` (closed form, CGLS, streaming).
 
-The numerical work lives in ``fastseq.linear_model._lstsq_fast`` (Cython drivers over BLAS/LAPACK) and
-``csrc/linear_model/lstsq.c`` (block packing: weighted centering of a row block). This module validates,
-chooses the solver and assembles the result.
+The numerical work lives in ``fastseq.linear_model._lstsq_fast`` (Cython drivers over BLAS/LAPACK)
+and ``csrc/linear_model/lstsq.c`` (block packing: weighted centering of a row block). This module
+validates, chooses the solver and assembles the result.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastseq.linear_model import _lstsq_fast as _lstsq
 from fastseq._lib.validation import check_blas_dims
+from fastseq.linear_model import _lstsq_fast as _lstsq
 
 __all__ = ["LinearRegression"]
 
@@ -99,7 +99,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           ``geqrf``, blocked Householder = BLAS-3, on the stacked workspace ``[R; block]`` of
           up to 32 ``p`` rows per block (64 MB cap, at least ~6 ``p`` rows for ``p`` up to
           ~1200), so the zeros below ``R`` cost <= ~11% extra flops there; the target
-          columns ride along so ``Q'y`` is the last columns of ``R`` and ``Q`` is never stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
+          columns ride along so ``Q'y`` is the last columns of ``R`` and ``Q`` is never
+          stored), column equilibration, ``trcon`` condition estimate, ``trtrs``.
           Error ~ ``cond(X) * eps``. A numerically rank-deficient design (equilibrated
           ``rcond < eps * max(n, p)``) gets the minimum-norm solution of the truncated problem via
           column-pivoted QR (``geqp3``) + complete orthogonal decomposition (the ``pinv``
@@ -266,7 +267,6 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         operator = isinstance(X, LinearOperator) or sp.issparse(X)
         n, p = X.shape
-        k = Y.shape[1]
         self.n_iter_ = None
         self.n_refine_ = 0
         self.rank_ = None
@@ -437,10 +437,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def _solve_cgls(self, X, Y, w, xmean, ymean, *, max_iter, accept_partial):
         try:
             from fastseq.linear_model._cgls import _cgls_solve
-        except ImportError:  # pragma: no cover - the cgls helper's module is merged separately
+        except ImportError as err:  # pragma: no cover - the cgls module is merged separately
             if not accept_partial:
                 return None
-            raise ImportError("solver='cgls' needs fastseq.linear_model._cgls (fastseq.ops.cgls)")
+            raise ImportError(
+                "solver='cgls' needs fastseq.linear_model._cgls (fastseq.ops.cgls)") from err
         B = Y if ymean is None else Y - ymean
         # Wide X (n < p): no Jacobi scaling. From x0 = 0, CGLS iterates lie in range(Xc'), so the
         # limit is the minimum-norm solution; scaled by D it would be the min ||D^-1 x|| one.

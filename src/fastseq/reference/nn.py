@@ -1,4 +1,5 @@
-"""Readable NumPy reference of the dense-network kernels (``fastseq.neural_network._mlp_fast``, ``csrc/neural_network/mlp.c``).
+"""Readable NumPy reference of the dense-network kernels (``fastseq.neural_network._mlp_fast``,
+``csrc/neural_network/mlp.c``).
 
 Conventions (scikit-learn's MLP): weights ``W_l`` have shape (fan_in, fan_out), a layer is
 ``a_l = f(a_{l-1} @ W_l + b_l)``; the output layer and loss come in canonical pairs whose gradient
@@ -84,11 +85,11 @@ def loss_and_grad(coefs, intercepts, X, Y, act, loss, alpha=0.0, return_input_gr
     delta = delta * norm
     obj = total * norm + 0.5 * alpha * sum(np.sum(W * W) for W in coefs) / n
     gW, gb = [None] * len(coefs), [None] * len(coefs)
-    for l in range(len(coefs) - 1, -1, -1):
-        gW[l] = acts[l].T @ delta + (alpha / n) * coefs[l]
-        gb[l] = delta.sum(axis=0)
-        if l > 0:
-            delta = (delta @ coefs[l].T) * activation_derivative_from_output(acts[l], act)
+    for layer in range(len(coefs) - 1, -1, -1):
+        gW[layer] = acts[layer].T @ delta + (alpha / n) * coefs[layer]
+        gb[layer] = delta.sum(axis=0)
+        if layer > 0:
+            delta = (delta @ coefs[layer].T) * activation_derivative_from_output(acts[layer], act)
     if return_input_grad:
         return obj, gW, gb, delta @ coefs[0].T
     return obj, gW, gb

@@ -1,4 +1,5 @@
-"""NumPy reference for one epoch of mini-batch SGD on the squared loss (fastseq.linear_model._sgd_fast).
+"""NumPy reference for one epoch of mini-batch SGD on the squared loss
+(fastseq.linear_model._sgd_fast).
 
 Objective (per epoch, sklearn's vocabulary), with sample weights s_i and outputs k:
 

@@ -77,7 +77,8 @@ def record(benchmark, *, impl, case, dtype, **extra):
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     unknown = set(extra) - _KEYS
     if unknown:
-        raise ValueError(f"unknown benchmark metadata keys {sorted(unknown)}; known: {sorted(_KEYS)}")
+        raise ValueError(f"unknown benchmark metadata keys {sorted(unknown)}; "
+                         f"known: {sorted(_KEYS)}")
     if impl not in ("reference",) and "agreement" not in extra:
         raise ValueError("non-reference implementations must record 'agreement' (measured "
                          "before timing with check_agreement)")

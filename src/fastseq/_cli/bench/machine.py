@@ -63,10 +63,12 @@ def machine_info():
 
 
 def gemm_peak(sizes=(256, 512, 1024), dtypes=("float64", "float32"), repeats=5, budget=3.0):
-    """Best-size, best-round GFLOP/s of ``fastseq._lib._gemm.gemm`` (row-major GEMM through SciPy's BLAS).
+    """Best-size, best-round GFLOP/s of ``fastseq._lib._gemm.gemm`` (row-major GEMM through
+    SciPy's BLAS).
 
-    For each dtype, square products of each size are timed ``repeats`` times (best round: a peak, not a typical rate), and the
-    peak is the best size's rate: 2 n^3 flops per product. ``budget`` seconds caps each size.
+    For each dtype, square products of each size are timed ``repeats`` times (best round: a peak,
+    not a typical rate), and the peak is the best size's rate: 2 n^3 flops per product.
+    ``budget`` seconds caps each size.
     """
     from fastseq._lib._gemm import gemm
 
@@ -80,7 +82,8 @@ def gemm_peak(sizes=(256, 512, 1024), dtypes=("float64", "float32"), repeats=5, 
             c = gemm(a, b)  # warm-up, and a correctness check against NumPy's own product
             tol = 1e-4 if dtype == "float32" else 1e-10
             if not np.allclose(c, a @ b, rtol=tol, atol=tol * np.sqrt(n)):
-                raise AssertionError(f"fastseq._lib._gemm.gemm disagrees with a @ b for n={n} {dtype}")
+                raise AssertionError(
+                    f"fastseq._lib._gemm.gemm disagrees with a @ b for n={n} {dtype}")
             times = []
             start = time.perf_counter()
             for _ in range(repeats):

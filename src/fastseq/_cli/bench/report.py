@@ -106,7 +106,8 @@ def compute_ratios(rows, peak):
     for row in rows:
         base = fastseq_time.get(row["group"])
         row["ratio"] = row["median"] / base if base else None
-        row["gflops"] = row["flops"] / row["median"] / 1e9 if row["flops"] and row["median"] > 0 else None
+        row["gflops"] = (row["flops"] / row["median"] / 1e9
+                         if row["flops"] and row["median"] > 0 else None)
         p = (peak or {}).get(row["dtype"], {}).get("gflops")
         row["peak_fraction"] = row["gflops"] / p if row["gflops"] and p else None
     return rows
@@ -171,7 +172,8 @@ def case_tables(rows):
                     cells.append(_fmt_time(r["median"]) + ratio)
             if has_flops:
                 cells += [_fmt(fs["gflops"], ".2f") if fs else "–",
-                          _fmt(100 * fs["peak_fraction"], ".0f") if fs and fs["peak_fraction"] else "–"]
+                          _fmt(100 * fs["peak_fraction"], ".0f")
+                          if fs and fs["peak_fraction"] else "–"]
             if has_iter:
                 cells += [str(fs["iterations"]) if fs and fs["iterations"] is not None else "–",
                           _fmt(fs["residual"], ".2e") if fs else "–"]

@@ -33,8 +33,8 @@ markers =
 
 
 def suite_dir():
-    """The benchmark files: the installed copy (``fastseq/_cli/bench/bench``), else -- in an editable
-    install -- the checkout's ``bench/`` next to ``src/``."""
+    """The benchmark files: the installed copy (``fastseq/_cli/bench/bench``), else -- in an
+    editable install -- the checkout's ``bench/`` next to ``src/``."""
     installed = Path(_bench_pkg.__file__).parent / "bench"
     if installed.is_dir() and any(installed.glob("bench_*.py")):
         return installed
@@ -109,8 +109,8 @@ def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py", threads=No
     print(f"fastseq bench: suite {suite}, output {out}{' (quick)' if quick else ''}", flush=True)
 
     rc, _ = _run_step("machine description and GEMM peak",
-                      [sys.executable, "-m", "fastseq._cli.bench.machine", str(out / "machine.json"),
-                       *flag], env, out)
+                      [sys.executable, "-m", "fastseq._cli.bench.machine",
+                       str(out / "machine.json"), *flag], env, out)
     if rc != 0:
         return rc
     _run_step("CGLS convergence curves",
@@ -152,5 +152,6 @@ def run_bench(out_dir, quick=False, keyword=None, files="bench_*.py", threads=No
                           convergence_json=str(out / "convergence.json"),
                           pytest_summary=summary, command=command, quick=quick)
     print(f"\nReport: {out / 'report.md'}  ({len(result['rows'])} timings, "
-          f"{len(result['plots'])} plots{'' if result['matplotlib'] else '; matplotlib not installed: no plots'})")
+          f"{len(result['plots'])} plots"
+          f"{'' if result['matplotlib'] else '; matplotlib not installed: no plots'})")
     return rc

@@ -1,12 +1,12 @@
 """fastseq._lib._workspace: the reused memory behind the recurrent ops' large per-call arrays."""
 import gc
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from fastseq._lib import _workspace
+from fastseq.reference.testing import run_concurrently
 
 BIG = (512, 1024)          # 2 MiB of float32: pooled
 SMALL = (8, 8)             # NumPy's own allocation
@@ -96,21 +96,15 @@ def test_idle_blocks_expire():
 
 
 def test_threads_never_share_a_live_block():
+    # four threads each fill their own pooled block with their number and read it back
     errors = []
 
     def work(k):
-        try:
-            for _ in range(200):
-                a = _workspace.empty(BIG, np.float64)
-                a.fill(k)
-                if not np.all(a == k):
-                    errors.append(k)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(200):
+            a = _workspace.empty(BIG, np.float64)
+            a.fill(k)
+            if not np.all(a == k):
+                errors.append(k)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently([lambda k=k: work(k) for k in range(4)])  # re-raises a thread's exception
     assert errors == []

@@ -5,8 +5,6 @@ import pytest
 from fastseq._lib import _gemm, _status
 from fastseq._lib.validation import check_blas_dims, check_float_array
 
-pytestmark = pytest.mark.kernels
-
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-5), (np.float64, 1e-13)])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 7, 5), (64, 33, 17), (1, 100, 1)])

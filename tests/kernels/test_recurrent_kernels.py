@@ -2,7 +2,6 @@
 differences, a step worked by hand, and PyTorch; plus threads, input immutability and errors."""
 import math
 import os
-import threading
 import warnings
 
 import numpy as np
@@ -10,8 +9,11 @@ import pytest
 
 from fastseq import ops
 from fastseq.reference import recurrent as ref
-
-pytestmark = pytest.mark.kernels
+from fastseq.reference.testing import (
+    assert_concurrent_matches_serial,
+    central_differences,
+    torch_recurrent_module,
+)
 
 DTYPES = [np.float64, np.float32]
 # (relative) tolerance of kernel vs reference/torch, per dtype
@@ -153,18 +155,11 @@ def test_ragged_equals_per_sequence_runs(rng):
 
 
 # ---- central finite differences (float64), every gradient --------------------------------------
-def _fd_check(loss, params, grads, eps=1e-6, rtol=1e-6, atol=1e-8):
+def _fd_check(loss, params, grads, rtol=1e-6, atol=1e-8):
+    # every analytic gradient against central differences of the scalar loss (float64)
     for name, p, g in zip(params.keys(), params.values(), grads):
-        num = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            num[idx] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=name)
+        np.testing.assert_allclose(g, central_differences(loss, p, eps=1e-6), rtol=rtol,
+                                   atol=atol, err_msg=name)
 
 
 @pytest.mark.parametrize("lengths", [None, [3, 1]])
@@ -265,20 +260,6 @@ def test_gate_nonlinearities_accuracy(dtype, rtol):
 
 
 # ---- against PyTorch ----------------------------------------------------------------------------
-def _torch_module(torch, kind, D, H, w_ih, w_hh, bias, dtype, nonlinearity="tanh"):
-    if kind == "lstm":
-        m = torch.nn.LSTM(D, H, batch_first=True)
-    else:
-        m = torch.nn.RNN(D, H, batch_first=True, nonlinearity=nonlinearity)
-    m = m.double() if dtype == np.float64 else m.float()
-    with torch.no_grad():
-        m.weight_ih_l0.copy_(torch.from_numpy(w_ih))
-        m.weight_hh_l0.copy_(torch.from_numpy(w_hh))
-        m.bias_ih_l0.copy_(torch.from_numpy(bias))
-        m.bias_hh_l0.zero_()
-    return m
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("kind", ["lstm", "rnn_tanh", "rnn_relu"])
@@ -303,8 +284,7 @@ def test_matches_torch(rng, dtype, ragged, kind):
         y, h_n, cache = ops.rnn_forward(x, w_ih, w_hh, bias, h0, lengths if ragged else None, nl)
         grads = ops.rnn_backward(cache, dy, dh_n)
 
-    m = _torch_module(torch, "lstm" if kind == "lstm" else "rnn", D, H, w_ih, w_hh, bias, dtype,
-                      nl)
+    m = torch_recurrent_module("lstm" if kind == "lstm" else "rnn", w_ih, w_hh, bias, nl)
     # one torch run per sequence (its own length), gradients summed over them by autograd
     loss = 0
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
@@ -339,7 +319,7 @@ def test_matches_torch_packed_batch(rng):
     x, w_ih, w_hh, bias, h0, c0 = _lstm_args(rng, B, T, D, H, np.float64)
     lengths = np.array([3, 8, 8, 1, 5])
     y, h_n, c_n, cache = ops.lstm_forward(x, w_ih, w_hh, bias, h0, c0, lengths)
-    m = _torch_module(torch, "lstm", D, H, w_ih, w_hh, bias, np.float64)
+    m = torch_recurrent_module("lstm", w_ih, w_hh, bias)
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
                                                      batch_first=True, enforce_sorted=False)
     with torch.no_grad():
@@ -351,31 +331,6 @@ def test_matches_torch_packed_batch(rng):
 
 
 # ---- threads, immutability ----------------------------------------------------------------------
-def _check_concurrent(runs, repeats):
-    """Each callable in `runs` on its own Python thread, `repeats` times, all at once: no error,
-    and every result bit-identical to a serial call."""
-    serial = [run() for run in runs]
-    results = [None] * len(runs)
-    errors = []
-
-    def worker(i):
-        try:
-            for _ in range(repeats):
-                results[i] = runs[i]()
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(runs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for got, want in zip(results, serial):
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
-
-
 def test_concurrent_calls_match_serial(rng):
     jobs = []
     for k in range(6):
@@ -390,7 +345,7 @@ def test_concurrent_calls_match_serial(rng):
         y, h_n, c_n, cache = ops.lstm_forward(*args, lengths=lengths)
         return (y, h_n, c_n) + ops.lstm_backward(cache, dy)
 
-    _check_concurrent([lambda job=job: run(job) for job in jobs], repeats=3)
+    assert_concurrent_matches_serial([lambda job=job: run(job) for job in jobs], repeats=3)
 
 
 def test_inputs_not_modified(rng):
@@ -483,7 +438,7 @@ def test_bad_inputs_raise_clear_errors(rng):
     assert "LSTMCache" in repr(cache) and cache.nbytes > 0
 
 
-# ---- the packed tile kernels and the fused LSTM loops ---------------------------------------------
+# ---- the packed tile kernels and the fused LSTM loops -----------------------------------------
 # csrc/lib/packed.c has AVX-512, AVX2+FMA and portable kernels; the machine running the tests picks
 # one, so each is forced here (an ISA the CPU lacks resolves to the best available: still tested).
 ISAS = [1, 2, 3]
@@ -537,7 +492,8 @@ def test_lstm_every_kernel_path_matches_reference(rng, dtype, isa, B, T, D, H):
 
 
 def _team_sized_job(rng, seed_shift=0):
-    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread, csrc/recurrent/recurrent.c)."""
+    """An LSTM call big enough for a 2-thread team (a few MFLOP per thread,
+    csrc/recurrent/recurrent.c)."""
     B, T, D, H = 24 + seed_shift, 30, 8, 64
     args = _lstm_args(rng, B, T, D, H, np.float32, scale=0.125)
     lengths = _random_lengths(rng, B, T)
@@ -555,7 +511,7 @@ def test_lstm_teams_from_concurrent_calls(rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     runs = [_team_sized_job(rng, k) for k in range(4)]
     with threadpoolctl.threadpool_limits(limits=2, user_api="openmp"):
-        _check_concurrent(runs, repeats=5)
+        assert_concurrent_matches_serial(runs, repeats=5)
 
 
 def test_lstm_team_uses_the_callers_floating_point_mode(rng):
@@ -634,3 +590,27 @@ def test_lstm_results_do_not_depend_on_thread_count(rng):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+# ---- the whole training engine, end to end --------------------------------------------------
+def test_short_lstm_fit_runs_the_whole_training_path():
+    """A few epochs of a 2-layer bidirectional LSTMClassifier on a ragged batch of sequences:
+    the packed forward/backward per layer and direction, the workspace pool, the output layer's
+    fused loss/gradient and the Adam step, all in one call path. CI runs tests/kernels under
+    ASan + UBSan, so this puts the recurrent training loop's memory accesses under the
+    sanitizers. The agreement task's training loss falls over the epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastseq import LSTMClassifier
+    from fastseq.datasets import make_agreement
+
+    X, y = make_agreement(64, depth=1, n_fillers=2, random_state=0)
+    X = [x[: len(x) - i % 3] for i, x in enumerate(X)]    # ragged: lengths differ by up to 2
+    est = LSTMClassifier(hidden_size=8, num_layers=2, bidirectional=True, batch_size=16,
+                         learning_rate_init=0.02, max_iter=6, random_state=0)
+    with pytest.warns(ConvergenceWarning):     # a fixed budget of 6 epochs
+        est.fit(X, y)
+    assert np.all(np.isfinite(est.loss_curve_))
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)

@@ -1,11 +1,10 @@
-"""Compiled dense-network kernels (fastseq.neural_network._mlp_fast / csrc/neural_network/mlp.c) against the NumPy reference."""
+"""Compiled dense-network kernels (fastseq.neural_network._mlp_fast / csrc/neural_network/mlp.c)
+against the NumPy reference."""
 import numpy as np
 import pytest
 
 from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.reference import nn as ref
-
-pytestmark = pytest.mark.kernels
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
@@ -120,7 +119,8 @@ def test_loss_and_delta(rng, dtype, shape, loss):
     y = _targets(rng, loss, shape, dtype)
     delta = np.empty_like(z)
     status, total = _nn.loss_and_delta(_nn.LOSSES[loss], z, y, delta, 0.25)
-    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64), loss)
+    want_total, want_delta = ref.loss_sum_and_delta(z.astype(np.float64), y.astype(np.float64),
+                                                    loss)
     assert status == 0
     np.testing.assert_allclose(total, want_total, **TOL[dtype])
     np.testing.assert_allclose(delta, 0.25 * want_delta, **TOL[dtype])
@@ -218,8 +218,8 @@ def test_steps_report_nonfinite_weights(dtype):
     w = np.array([1.0, 2.0], dtype=dtype)
     g = np.array([np.inf, 0.0], dtype=dtype)
     assert _nn.sgd_step(w.copy(), np.zeros_like(w), g, 2, 1.0, 0.0, 0.1, 0.0, False) == 1
-    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), np.full_like(w, np.nan), 2, 1.0,
-                         0.0, 0.1, 0.9, 0.999, 1e-8, 1) == 1
+    assert _nn.adam_step(w.copy(), np.zeros_like(w), np.zeros_like(w), np.full_like(w, np.nan), 2,
+                         1.0, 0.0, 0.1, 0.9, 0.999, 1e-8, 1) == 1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -302,3 +302,33 @@ def test_train_epoch_vs_reference(rng, dtype, solver, gemm_mnk, shuffled):
     gw, gb = layout.views(params)
     for a, b in zip(gw + gb, rc + ri):
         np.testing.assert_allclose(a, b, **tol)
+
+
+# ---- the whole training engine, end to end --------------------------------------------------
+def test_short_fits_run_the_whole_training_path():
+    """A few epochs of each MLP estimator through every compiled piece in one go (validation,
+    _mlp_fast.train_epoch's batch gathering and prefetch, GEMMs, fused loss/gradient, the Adam
+    and momentum-SGD steps, early stopping's weight copy). CI runs tests/kernels under ASan +
+    UBSan: this puts the training engine's memory accesses under the sanitizers, not only the
+    kernels one at a time. Both fits reduce their training loss on a learnable problem."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastseq import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(96, 5))
+    y = np.tanh(X @ rng.normal(size=5))
+    fits = [
+        (MLPRegressor(hidden_layer_sizes=(16, 8), learning_rate_init=0.01, batch_size=16,
+                      max_iter=8, early_stopping=True, n_iter_no_change=100, random_state=0),
+         y),
+        (MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.1,
+                       batch_size=10, max_iter=8, random_state=0),
+         np.digitize(y, [-0.3, 0.3])),
+    ]
+    for est, target in fits:
+        with pytest.warns(ConvergenceWarning):     # a fixed budget of 8 epochs
+            est.fit(X, target)
+        assert np.all(np.isfinite(est.loss_curve_))
+        assert est.loss_curve_[-1] < est.loss_curve_[0]
+        assert np.all(np.isfinite(est.predict(X)))
