@@ -12,8 +12,8 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 from fastseq import MLPRegressor, SGDRegressor
-from fastseq.neural_network import DivergenceWarning
 from fastseq._lib.epoch_loop import AdaptiveRate, ConvergenceMonitor, EpochLoop
+from fastseq.neural_network import DivergenceWarning
 from fastseq.neural_network._training import (
     NETWORK_ATTRIBUTES,
     KeepLowestLossWeights,
@@ -78,8 +78,9 @@ def test_network_rule_replays_sklearn_mlp_stopping(learning_rate):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(60, 3))
     y = X @ [1.0, -1.0, 0.5]
-    sk = SkMLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate=learning_rate, learning_rate_init=0.05,
-                        tol=1e-3, n_iter_no_change=3, max_iter=300, random_state=0).fit(X, y)
+    sk = SkMLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate=learning_rate,
+                        learning_rate_init=0.05, tol=1e-3, n_iter_no_change=3, max_iter=300,
+                        random_state=0).fit(X, y)
     assert sk.n_iter_ < 300  # it met the rule
     params = np.zeros(2)
     est = SimpleNamespace(solver="sgd", learning_rate=learning_rate, learning_rate_init=0.05,
@@ -134,8 +135,8 @@ def test_early_stopping_without_an_improving_epoch_keeps_the_starting_weights():
 
 # ---- the adaptive rate ------------------------------------------------------------------------
 def test_adaptive_rate_divides_by_five_until_below_threshold():
-    # constant loss, tol 0.1, patience 2: epoch 1 improves (from inf), every 2 further epochs meet the
-    # rule: 1e-4 -> 2e-5 -> 4e-6 -> 8e-7, and 8e-7 <= 1e-6 stops instead of dividing.
+    # constant loss, tol 0.1, patience 2: epoch 1 improves (from inf), every 2 further epochs meet
+    # the rule: 1e-4 -> 2e-5 -> 4e-6 -> 8e-7, and 8e-7 <= 1e-6 stops instead of dividing.
     params = np.zeros(1)
     epoch = Scripted(params, [1.0] * 50)
     monitor = ConvergenceMonitor(early_stopping=False, learning_rate=1e-4)

@@ -1,13 +1,12 @@
 """Functional API of fastseq's compiled kernels (NumPy arrays in, NumPy arrays out).
 
-Each area adds its functions in its own block below, imported from its private module.
+- least squares: ``cgls`` (conjugate-gradient least squares, ``fastseq.linear_model._cgls``);
+- recurrent cells, batch-first: ``lstm_forward``/``lstm_backward``, ``rnn_forward``/
+  ``rnn_backward`` (``fastseq._recurrent.cells``);
+- the recurrent layer stack (layers x directions x inter-layer dropout over any registered cell):
+  ``recurrent_stack_forward``/``recurrent_stack_backward`` (``fastseq._recurrent.stack``).
 """
-
-# ---- least squares: conjugate-gradient least squares (CGLS) --------------------------------
-from fastseq.linear_model._cgls import CGLSResult, cgls  # noqa: E402,F401
-
-# ---- recurrent: LSTM and Elman RNN forward/backward (batch-first; see fastseq._recurrent.cells) ----
-from fastseq._recurrent.cells import (  # noqa: F401
+from fastseq._recurrent.cells import (
     LSTMCache,
     RNNCache,
     lstm_backward,
@@ -15,14 +14,13 @@ from fastseq._recurrent.cells import (  # noqa: F401
     rnn_backward,
     rnn_forward,
 )
-
-# ---- recurrent: the layer stack (layers x directions x dropout; see fastseq._recurrent.stack) ----
-from fastseq._recurrent.stack import (  # noqa: E402,F401
+from fastseq._recurrent.stack import (
     CellSpec,
     StackTape,
     recurrent_stack_backward,
     recurrent_stack_forward,
 )
+from fastseq.linear_model._cgls import CGLSResult, cgls
 
 __all__ = [
     "CGLSResult", "cgls",

@@ -1,15 +1,15 @@
 """Public LSTM / Elman RNN kernels (re-exported by ``fastseq.ops``): validation, workspace
-allocation and the opaque cache; the work itself is ``fastseq._recurrent._recurrent_fast`` (Cython + C + BLAS).
+allocation and the opaque cache; the work itself is ``fastseq._recurrent._recurrent_fast``
+(Cython + C + BLAS).
 
 See ``fastseq.reference.recurrent`` for the maths these compute, in readable NumPy.
 """
-import numbers
 
 import numpy as np
 
 from fastseq._lib import _workspace
-from fastseq._recurrent import _recurrent_fast as _recurrent
 from fastseq._lib.validation import check_blas_dims
+from fastseq._recurrent import _recurrent_fast as _recurrent
 
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward",
            "LSTMCache", "RNNCache"]
@@ -58,7 +58,8 @@ def _validate(kind, x, w_ih, w_hh, bias, states, lengths):
     w_hh_arr = _float_array(w_hh, "w_hh", dtype)
     gates = 4 if kind == "lstm" else 1
     rows = "4*hidden_size" if gates == 4 else "hidden_size"
-    if w_hh_arr.ndim != 2 or w_hh_arr.shape[1] == 0 or w_hh_arr.shape[0] != gates * w_hh_arr.shape[1]:
+    if (w_hh_arr.ndim != 2 or w_hh_arr.shape[1] == 0
+            or w_hh_arr.shape[0] != gates * w_hh_arr.shape[1]):
         raise ValueError(f"w_hh must have shape ({rows}, hidden_size), got {w_hh_arr.shape}")
     H = w_hh_arr.shape[1]
     w_ih_arr = _float_array(w_ih, "w_ih", dtype)

@@ -21,10 +21,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastseq.linear_model import _sgd_fast as _sgd
-from fastseq._lib.epoch_loop import AdaptiveRate, ConvergenceMonitor, EpochLoop
 from fastseq._lib import _status
+from fastseq._lib.epoch_loop import AdaptiveRate, ConvergenceMonitor, EpochLoop
 from fastseq._lib.validation import check_blas_dims, check_csr_structure
+from fastseq.linear_model import _sgd_fast as _sgd
 
 __all__ = ["SGDRegressor"]
 
@@ -218,8 +218,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     and no 0.01 intercept decay for sparse input; divergence (a non-finite loss or coefficient,
     or an epoch's mean loss above 1e8 times the larger of the zero model's loss and the loss at
     the starting weights) raises a ``ValueError`` naming the learning rate and restores the
-    coefficients of the end of the previous epoch instead of returning NaN or garbage. The stopping objective adds the penalty at the end of each
-    epoch rather than after every sample.
+    coefficients of the end of the previous epoch instead of returning NaN or garbage. The
+    stopping objective adds the penalty at the end of each epoch rather than after every sample.
 
     Examples
     --------

@@ -2,8 +2,9 @@
 
 The whole mini-batch step — forward GEMMs with fused bias+activation, the loss and its gradient,
 backward GEMMs, gradient clipping and the fused optimizer update over one flat parameter buffer —
-runs in compiled code (``_mlp_fast.pyx`` + ``csrc/neural_network/mlp.c``), one call per epoch. Python only validates,
-initialises, and runs the shared epoch loop (``fastseq._lib.epoch_loop.EpochLoop``).
+runs in compiled code (``_mlp_fast.pyx`` + ``csrc/neural_network/mlp.c``), one call per epoch.
+Python only validates, initialises, and runs the shared epoch loop
+(``fastseq._lib.epoch_loop.EpochLoop``).
 """
 from numbers import Integral, Real
 
@@ -14,10 +15,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_classification_targets,
-                                      type_of_target, unique_labels)
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from fastseq._lib import blas_runtime
+from fastseq._lib.epoch_loop import ConvergenceMonitor
+from fastseq._lib.validation import check_blas_dims
 from fastseq.neural_network import _mlp_fast as _nn
 from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning re-exported)
     TRAINING_PARAMETER_CONSTRAINTS,
@@ -26,9 +34,6 @@ from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning 
     OptimizerState,
     network_epoch_loop,
 )
-from fastseq._lib import blas_runtime
-from fastseq._lib.epoch_loop import ConvergenceMonitor
-from fastseq._lib.validation import check_blas_dims
 
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceWarning"]
 

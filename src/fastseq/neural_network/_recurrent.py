@@ -5,7 +5,8 @@ dropout between layers) and a dense output layer + loss from the task (sigmoid +
 cross-entropy, softmax + cross-entropy, identity + squared error). All parameters live in ONE
 flat buffer (``_training.FlatLayout``: recurrent weights, output weights, then biases), the
 optimizer steps are the fused kernels of ``_nn`` (SGD/Nesterov, Adam, L2 decay, gradient clipping
-by global norm), the epoch bookkeeping is ``fastseq._lib.epoch_loop.EpochLoop`` — the same engine as the MLPs.
+by global norm), the epoch bookkeeping is ``fastseq._lib.epoch_loop.EpochLoop`` — the same engine
+as the MLPs.
 Per batch, Python only slices the batch and calls compiled code: the recurrent layer stack of
 the ops layer (``fastseq.ops.recurrent_stack_forward`` / ``_backward``, entered past its public
 validation: ``fastseq._recurrent.stack._forward``), which runs the cell kernels per layer and
@@ -32,11 +33,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from fastseq.neural_network import _mlp_fast as _nn
+from fastseq._lib.epoch_loop import ConvergenceMonitor
+from fastseq._lib.validation import check_blas_dims
 from fastseq._recurrent.cells import _packing
 from fastseq._recurrent.stack import _backward as _stack_backward
 from fastseq._recurrent.stack import _forward as _stack_forward
 from fastseq._recurrent.stack import get_cell
+from fastseq.neural_network import _mlp_fast as _nn
+from fastseq.neural_network._sequences import _valid_steps, check_sequences
 from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning re-exported)
     TRAINING_PARAMETER_CONSTRAINTS,
     DivergenceWarning,
@@ -44,9 +48,6 @@ from fastseq.neural_network._training import (  # noqa: F401 (DivergenceWarning 
     OptimizerState,
     network_epoch_loop,
 )
-from fastseq._lib.epoch_loop import ConvergenceMonitor
-from fastseq._lib.validation import check_blas_dims
-from fastseq.neural_network._sequences import _valid_steps, check_sequences
 
 __all__ = ["RNNClassifier", "RNNRegressor", "LSTMClassifier", "LSTMRegressor"]
 
@@ -321,7 +322,8 @@ class _BaseRecurrent(BaseEstimator):
                     gnorm = _nn.grad_norm(grads)
                     status = 0 if np.isfinite(gnorm) and np.isfinite(value) else 1
                 if status == 0:
-                    gscale = max_norm / gnorm if (max_norm is not None and gnorm > max_norm) else 1.0
+                    clip = max_norm is not None and gnorm > max_norm
+                    gscale = max_norm / gnorm if clip else 1.0
                     status = optimizer.step(params, grads, layout.n_weights, gscale,
                                             self.alpha / rows, lr)
                 if status != 0:

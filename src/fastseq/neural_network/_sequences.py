@@ -38,9 +38,10 @@ def check_sequences(X, *, n_features=None, dtype=None):
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"X has dtype object with non-numeric entries ({exc})") from None
         if arr.ndim not in (2, 3):
-            raise ValueError("Reshape your data: X must be a 3-D array (n_samples, n_timesteps, n_features), a 2-D "
-                             "array (n_samples, n_timesteps) of univariate sequences, or a list "
-                             f"of (T_i, n_features) arrays; got shape {arr.shape}")
+            raise ValueError("Reshape your data: X must be a 3-D array (n_samples, n_timesteps, "
+                             "n_features), a 2-D array (n_samples, n_timesteps) of univariate "
+                             "sequences, or a list of (T_i, n_features) arrays; got shape "
+                             f"{arr.shape}")
         if arr.ndim == 2:
             if arr.shape[1] == 0 and arr.shape[0] > 0:
                 raise ValueError(f"X has no time steps: 0 feature(s) (shape={arr.shape}) while "
