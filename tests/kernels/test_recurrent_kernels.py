@@ -10,6 +10,7 @@ import pytest
 from fastseq import ops
 from fastseq.reference import recurrent as ref
 from fastseq.reference.testing import (
+    assert_close_to_scale,
     assert_concurrent_matches_serial,
     central_differences,
     torch_recurrent_module,
@@ -46,11 +47,7 @@ def _random_lengths(rng, B, T):
 
 
 def _close(actual, desired, dtype, name):
-    desired = np.asarray(desired)
-    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
-    np.testing.assert_allclose(actual, desired, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
-                               err_msg=name)
-    assert actual.dtype == dtype, name
+    assert_close_to_scale(actual, desired, dtype, RTOL[dtype], name)
 
 
 SHAPES = [(3, 5, 4, 6), (1, 1, 1, 1), (2, 1, 3, 4), (1, 7, 1, 1), (4, 6, 3, 1), (5, 4, 1, 3),

@@ -9,6 +9,7 @@ import pytest
 from fastseq import ops
 from fastseq._recurrent import stack
 from fastseq.reference import recurrent as ref
+from fastseq.reference.testing import assert_close_to_scale, central_differences
 
 pytestmark = pytest.mark.kernels
 
@@ -51,11 +52,7 @@ def _lengths(rng, B, T):
 
 
 def _close(actual, desired, dtype, name):
-    desired = np.asarray(desired)
-    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
-    np.testing.assert_allclose(actual, desired, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
-                               err_msg=name)
-    assert np.asarray(actual).dtype == dtype, name
+    assert_close_to_scale(actual, desired, dtype, RTOL[dtype], name)
 
 
 def _close_nested(actual, desired, dtype, name):
@@ -139,18 +136,8 @@ def test_layer_outputs_and_activations(rng, cell):
 # ---- finite differences through the whole stack --------------------------------------------------
 def _fd_check(loss, arrays, grads, eps=1e-6, rtol=1e-6, atol=1e-7):
     for k, (a, g) in enumerate(zip(arrays, grads)):
-        num = np.empty_like(a)
-        it = np.nditer(a, flags=["multi_index"])
-        for _ in it:
-            i = it.multi_index
-            old = a[i]
-            a[i] = old + eps
-            up = loss()
-            a[i] = old - eps
-            down = loss()
-            a[i] = old
-            num[i] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=f"array {k}")
+        np.testing.assert_allclose(g, central_differences(loss, a, eps), rtol=rtol, atol=atol,
+                                   err_msg=f"array {k}")
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -79,21 +79,25 @@ def _validate(kind, x, w_ih, w_hh, bias, states, lengths):
     if kind == "rnn":   # the RNN's products are BLAS calls (32-bit sizes); the LSTM has none
         check_blas_dims(rows_total=B * T, gate_width=gates * H, n_features=D, hidden_size=H)
 
-    if lengths is None:
-        perm, batch_sizes, ragged = _packing(None, B, T)
-    else:
-        lens = np.asarray(lengths)
-        if lens.dtype.kind not in "iu" or lens.dtype == np.bool_:
-            raise TypeError(f"lengths must be an integer array, got dtype {lens.dtype}")
-        if lens.shape != (B,):
-            raise ValueError(f"lengths must have shape ({B},) (one length per sequence of x), "
-                             f"got {lens.shape}")
-        if lens.min() < 1 or lens.max() > T:
-            raise ValueError(f"lengths must lie in [1, {T}] (T = x.shape[1]), got values in "
-                             f"[{lens.min()}, {lens.max()}]")
-        perm, batch_sizes, ragged = _packing(lens.astype(np.intp), B, T)
+    perm, batch_sizes, ragged = _packing(_check_lengths(lengths, B, T), B, T)
     weights = (_owned(w_ih_arr, w_ih), _owned(w_hh_arr, w_hh))
     return x_arr, weights, bias_arr, state_arrs, (B, T, D, H), perm, batch_sizes, ragged
+
+
+def _check_lengths(lengths, B, T):
+    """``lengths`` as an intp array of B values in [1, T], or None (every sequence has T steps)."""
+    if lengths is None:
+        return None
+    lens = np.asarray(lengths)
+    if lens.dtype.kind not in "iu" or lens.dtype == np.bool_:
+        raise TypeError(f"lengths must be an integer array, got dtype {lens.dtype}")
+    if lens.shape != (B,):
+        raise ValueError(f"lengths must have shape ({B},) (one length per sequence of x), "
+                         f"got {lens.shape}")
+    if lens.min() < 1 or lens.max() > T:
+        raise ValueError(f"lengths must lie in [1, {T}] (T = x.shape[1]), got values in "
+                         f"[{lens.min()}, {lens.max()}]")
+    return lens.astype(np.intp)
 
 
 def _packing(lens, B, T):

@@ -28,6 +28,7 @@ import numpy as np
 from fastseq._lib.validation import check_blas_dims
 from fastseq._recurrent.cells import (
     _check_finite,
+    _check_lengths,
     _float_array,
     _lstm_backward_impl,
     _lstm_forward_impl,
@@ -361,19 +362,9 @@ def _check_states(states, spec, L, ndir, B, H, dtype, name):
     return states
 
 
-def _check_lengths(lengths, B, T):
-    if lengths is None:
-        return np.full(B, T, dtype=np.intp)
-    lens = np.asarray(lengths)
-    if lens.dtype.kind not in "iu" or lens.dtype == np.bool_:
-        raise TypeError(f"lengths must be an integer array, got dtype {lens.dtype}")
-    if lens.shape != (B,):
-        raise ValueError(f"lengths must have shape ({B},) (one length per sequence of x), "
-                         f"got {lens.shape}")
-    if lens.min() < 1 or lens.max() > T:
-        raise ValueError(f"lengths must lie in [1, {T}] (T = x.shape[1]), got values in "
-                         f"[{lens.min()}, {lens.max()}]")
-    return lens.astype(np.intp)
+def _full_lengths(lengths, B, T):
+    lens = _check_lengths(lengths, B, T)
+    return np.full(B, T, dtype=np.intp) if lens is None else lens
 
 
 def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_states=None,
@@ -489,7 +480,7 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
     if spec.blas_sizes:
         check_blas_dims(rows_total=B * T, gate_width=spec.gates * H, n_features=D,
                         layer_input=ndir * H)
-    lens = _check_lengths(lengths, B, T)
+    lens = _full_lengths(lengths, B, T)
     states = _check_states(initial_states, spec, L, ndir, B, H, dtype, "initial_states")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["assert_concurrent_matches_serial", "central_differences", "make_linear_problem",
-           "run_concurrently", "torch_recurrent_module"]
+__all__ = ["assert_close_to_scale", "assert_concurrent_matches_serial", "central_differences",
+           "make_linear_problem", "run_concurrently", "torch_recurrent_module"]
 
 
 def make_linear_problem(rng, n=60, p=7, k=1, dtype=np.float64, density=None, noise=0.1):
@@ -30,6 +30,23 @@ def make_linear_problem(rng, n=60, p=7, k=1, dtype=np.float64, density=None, noi
     W = rng.standard_normal((k, p))
     Y = X @ W.T + 0.5 + noise * rng.standard_normal((n, k))
     return X.astype(dtype), Y.astype(dtype)
+
+
+def assert_close_to_scale(actual, desired, dtype, rtol, name):
+    """``actual`` has ``dtype`` and equals ``desired`` to ``rtol``, with an absolute tolerance of
+    ``rtol`` times the larger of 1 and ``desired``'s largest magnitude (entries near zero in an
+    array of large values are held to the array's scale, not to their own).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseq.reference.testing import assert_close_to_scale
+    >>> assert_close_to_scale(np.array([100.0, 1e-9]), [100.0, 0.0], np.float64, 1e-12, "y")
+    """
+    desired = np.asarray(desired)
+    scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale, err_msg=name)
+    assert np.asarray(actual).dtype == dtype, name
 
 
 def central_differences(f, param, eps=1e-6):
