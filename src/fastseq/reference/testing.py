@@ -41,7 +41,7 @@ def assert_close_to_scale(actual, desired, dtype, rtol, name):
     --------
     >>> import numpy as np
     >>> from fastseq.reference.testing import assert_close_to_scale
-    >>> assert_close_to_scale(np.array([100.0, 1e-9]), [100.0, 0.0], np.float64, 1e-12, "y")
+    >>> assert_close_to_scale(np.array([100.0, 1e-11]), [100.0, 0.0], np.float64, 1e-12, "y")
     """
     desired = np.asarray(desired)
     scale = max(1.0, float(np.abs(desired).max(initial=0.0)))
