@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -27,12 +26,11 @@
 #include <omp.h>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#else
-#include <fenv.h>
+#include <xmmintrin.h>   /* _mm_sfence */
 #endif
 
 #include "lib/packed.h"
+#include "lib/pool.h"
 #include "recurrent/recurrent.h"
 #include "lib/vecmath.h"
 
@@ -272,13 +270,9 @@ FS_DISPATCH(int, fs_all_finite_f, fs_all_finite_body_f, (ptrdiff_t n, const floa
 FS_DISPATCH(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const double *a), (n, a))
 
 /* ---- whole-sequence LSTM on packed weights: a team of threads, each with its own sequences ---
- * The team is plain POSIX threads that sleep between calls (fs_run_team), not an OpenMP region:
- * OpenMP workers spin after a region (GOMP_SPINCOUNT) and OpenBLAS workers spin after a GEMM,
- * and the driver alternates our team with BLAS calls, so on two cores each pool's spinning
- * thread stole the core the other pool's working thread needed (2-thread runs 5-10x slower than
- * 1-thread ones). Waking a worker costs ~15 us, so a call gets a second thread only with a few
- * MFLOP of work per thread (a tile interleave needs >= 2 row tiles, too). */
-#define FS_MAX_TEAM 64
+ * The team is the sleeping worker pool of lib/pool.c (why not OpenMP: see there). Waking a
+ * worker costs ~15 us, so a call gets a second thread only with a few MFLOP of work per thread
+ * (a tile interleave needs >= 2 row tiles, too). */
 #define FS_MIN_FLOP_PER_THREAD 4e6
 
 #ifndef _OPENMP
@@ -309,178 +303,9 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
         nt = (int)tiles;
     if ((double)nt * FS_MIN_FLOP_PER_THREAD > flops)
         nt = (int)(flops / FS_MIN_FLOP_PER_THREAD);
-    if (nt > FS_MAX_TEAM)
-        nt = FS_MAX_TEAM;
+    if (nt > FS_POOL_MAX_TEAM)
+        nt = FS_POOL_MAX_TEAM;
     return nt < 1 ? 1 : nt;
-}
-
-typedef void (*fs_share_fn)(void *arg, int tid, int nt);
-struct fs_share {
-    fs_share_fn fn;
-    void *arg;
-    int tid, nt;
-};
-
-static void *fs_share_main(void *p)
-{
-    struct fs_share *s = (struct fs_share *)p;
-    s->fn(s->arg, s->tid, s->nt);
-    return NULL;
-}
-
-/* fn(arg, tid, nt) for tid in [0, nt) on threads started for this call: tid 0 on the caller. If a
- * thread cannot be started, the caller runs that share itself (same result: shares are
- * independent). The fallback of fs_run_team below. */
-static void fs_run_new_threads(int nt, fs_share_fn fn, void *arg)
-{
-    pthread_t threads[FS_MAX_TEAM];
-    struct fs_share shares[FS_MAX_TEAM];
-    int started[FS_MAX_TEAM];
-    for (int t = 1; t < nt; ++t) {
-        shares[t].fn = fn;
-        shares[t].arg = arg;
-        shares[t].tid = t;
-        shares[t].nt = nt;
-        started[t] = pthread_create(&threads[t], NULL, fs_share_main, &shares[t]) == 0;
-    }
-    fn(arg, 0, nt);
-    for (int t = 1; t < nt; ++t) {
-        if (started[t])
-            pthread_join(threads[t], NULL);
-        else
-            fn(arg, t, nt);
-    }
-}
-
-/* A thread's floating-point mode (rounding, flush-to-zero / denormals-are-zero): a thread
- * started per call inherits its creator's, a pool worker takes the caller's with each job, so a
- * team computes every row as the caller would (bit-identical to a 1-thread call). */
-#if defined(__x86_64__) || defined(__i386__)
-struct fs_fpmode {
-    unsigned int csr;   /* MXCSR: all SSE/AVX arithmetic state */
-};
-static void fs_fpmode_get(struct fs_fpmode *m) { m->csr = _mm_getcsr(); }
-static void fs_fpmode_set(const struct fs_fpmode *m)
-{
-    if (_mm_getcsr() != m->csr)
-        _mm_setcsr(m->csr);
-}
-#else
-struct fs_fpmode {
-    fenv_t env;
-};
-static void fs_fpmode_get(struct fs_fpmode *m) { fegetenv(&m->env); }
-static void fs_fpmode_set(const struct fs_fpmode *m) { fesetenv(&m->env); }
-#endif
-
-/* The team's workers: started on first use and kept, each asleep on a condition variable
- * between calls (a glibc condition wait does not spin, so an idle worker costs no CPU, unlike
- * OpenMP's and OpenBLAS's spinning workers). Waking one costs ~15 us on the 2-core VM against
- * ~45 us to start and join a thread, and an LSTM backward runs two teams per chunk of steps.
- * One call at a time uses the pool; a concurrent call (another Python thread) starts threads of
- * its own. After fork() the child starts with an empty pool (pthread_atfork). */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    int nworkers;          /* workers started; worker w runs share tid = w + 1 */
-    int busy;              /* a call owns the pool */
-    long gen;              /* job number, bumped per call */
-    int pending;           /* shares of the current job not finished */
-    fs_share_fn fn;
-    void *arg;
-    int nt;
-    struct fs_fpmode fp;           /* the caller's floating-point mode, for the workers */
-    long first_gen[FS_MAX_TEAM];   /* the job a worker was started for (set under mu) */
-} fs_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-             0, 0, 0, 0, NULL, NULL, 0, {0}, {0}};
-static pthread_once_t fs_pool_once = PTHREAD_ONCE_INIT;
-
-static void fs_pool_prepare(void) { pthread_mutex_lock(&fs_pool.mu); }
-static void fs_pool_parent(void) { pthread_mutex_unlock(&fs_pool.mu); }
-static void fs_pool_child(void)
-{
-    /* the workers do not exist in the child: forget them (the mutex was locked by prepare) */
-    pthread_mutex_init(&fs_pool.mu, NULL);
-    pthread_cond_init(&fs_pool.wake, NULL);
-    pthread_cond_init(&fs_pool.done, NULL);
-    fs_pool.nworkers = 0;
-    fs_pool.busy = 0;
-    fs_pool.pending = 0;
-}
-static void fs_pool_init(void) { pthread_atfork(fs_pool_prepare, fs_pool_parent, fs_pool_child); }
-
-static void *fs_pool_worker(void *p)
-{
-    const int tid = (int)(intptr_t)p;
-    pthread_mutex_lock(&fs_pool.mu);
-    long seen = fs_pool.first_gen[tid] - 1;   /* so that it joins the job it was started for */
-    for (;;) {
-        while (fs_pool.gen == seen)
-            pthread_cond_wait(&fs_pool.wake, &fs_pool.mu);
-        seen = fs_pool.gen;
-        if (tid >= fs_pool.nt)
-            continue;                      /* a smaller team this time */
-        const fs_share_fn fn = fs_pool.fn;
-        void *const arg = fs_pool.arg;
-        const int nt = fs_pool.nt;
-        const struct fs_fpmode fp = fs_pool.fp;
-        pthread_mutex_unlock(&fs_pool.mu);
-        fs_fpmode_set(&fp);
-        fn(arg, tid, nt);
-        pthread_mutex_lock(&fs_pool.mu);
-        if (--fs_pool.pending == 0)
-            pthread_cond_signal(&fs_pool.done);
-    }
-    return NULL;
-}
-
-/* fn(arg, tid, nt') for tid in [0, nt'), tid 0 on the caller, the others on the pool's workers;
- * nt' = nt unless workers could not be started (then as many as there are). Every share sees
- * the same nt', and the kernels give the same results for any team size. */
-static void fs_run_team(int nt, fs_share_fn fn, void *arg)
-{
-    if (nt <= 1) {
-        fn(arg, 0, 1);
-        return;
-    }
-    pthread_once(&fs_pool_once, fs_pool_init);
-    pthread_mutex_lock(&fs_pool.mu);
-    if (fs_pool.busy) {
-        pthread_mutex_unlock(&fs_pool.mu);
-        fs_run_new_threads(nt, fn, arg);
-        return;
-    }
-    while (fs_pool.nworkers < nt - 1) {
-        fs_pool.first_gen[fs_pool.nworkers + 1] = fs_pool.gen + 1;   /* this call's job */
-        pthread_t th;
-        pthread_attr_t attr;
-        if (pthread_attr_init(&attr) != 0)
-            break;
-        int ok = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
-        ok = ok && pthread_create(&th, &attr, fs_pool_worker,
-                                  (void *)(intptr_t)(fs_pool.nworkers + 1)) == 0;
-        pthread_attr_destroy(&attr);
-        if (!ok)
-            break;
-        ++fs_pool.nworkers;
-    }
-    if (nt > fs_pool.nworkers + 1)
-        nt = fs_pool.nworkers + 1;
-    fs_pool.busy = 1;
-    fs_pool.fn = fn;
-    fs_pool.arg = arg;
-    fs_pool.nt = nt;
-    fs_fpmode_get(&fs_pool.fp);
-    fs_pool.pending = nt - 1;
-    ++fs_pool.gen;
-    pthread_cond_broadcast(&fs_pool.wake);
-    pthread_mutex_unlock(&fs_pool.mu);
-    fn(arg, 0, nt);
-    pthread_mutex_lock(&fs_pool.mu);
-    while (fs_pool.pending > 0)
-        pthread_cond_wait(&fs_pool.done, &fs_pool.mu);
-    fs_pool.busy = 0;
-    pthread_mutex_unlock(&fs_pool.mu);
 }
 
 #define FS_LSTM_FWD_SEQ_PARAMS(R, F, C)                                                             \
@@ -549,7 +374,7 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         double rows = 0;                                                                          \
         for (ptrdiff_t t = 0; t < T; ++t)                                                         \
             rows += (double)batch_sizes[t];                                                       \
-        fs_run_team(fs_team_size(batch_sizes[0], rows * 8.0 * (double)H * (double)(D + H),        \
+        fs_pool_run(fs_team_size(batch_sizes[0], rows * 8.0 * (double)H * (double)(D + H),        \
                                  max_threads),                                                    \
                     fs_fwd_share_##SFX, &a);                                                      \
     }                                                                                             \
@@ -582,7 +407,7 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         double rows = 0;                                                                          \
         for (ptrdiff_t t = t0; t < t1; ++t)                                                       \
             rows += (double)batch_sizes[t];                                                       \
-        fs_run_team(fs_team_size(batch_sizes[t0], rows * 8.0 * (double)H * (double)(H + D),       \
+        fs_pool_run(fs_team_size(batch_sizes[t0], rows * 8.0 * (double)H * (double)(H + D),       \
                                  max_threads),                                                    \
                     fs_bwd_share_##SFX, &a);                                                      \
     }
@@ -591,7 +416,7 @@ FS_DEF_LSTM_SEQ(d, double)
 
 /* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
  * the transposed-A tiles over the xh chunk that fs_lstm_backward_seq packed (no BLAS call: see
- * fs_run_team). */
+ * fs_pool_run). */
 #define FS_LSTM_WGRAD_PARAMS(R, F)                                                               \
     (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L, const R *dgates,                 \
      const R *xh_packed, R *dw, R *dbias, F tile)
@@ -621,7 +446,7 @@ FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
         const ptrdiff_t L = D + H;                                                                \
         struct fs_wgrad_args_##SFX a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,             \
                                         fs_tile_t_kernel_##SFX(isa)};                             \
-        fs_run_team(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
+        fs_pool_run(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
                     fs_wgrad_share_##SFX, &a);                                                    \
     }
 FS_DEF_LSTM_WGRAD(f, float)
