@@ -11,7 +11,7 @@
  */
 #include "lib/packed.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTSEQ_NO_DISPATCH)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FS_NO_DISPATCH)
 #define FS_HAVE_X86_KERNELS 1
 #include <immintrin.h>
 #endif
@@ -241,7 +241,7 @@ int fs_tile_isa(int isa)
     return tile_generic_##name;
 #endif
 
-fs_tile_f_fn fs_tile_kernel_f(int isa) { FS_PICK(f) }
-fs_tile_d_fn fs_tile_kernel_d(int isa) { FS_PICK(d) }
-fs_tile_f_fn fs_tile_t_kernel_f(int isa) { FS_PICK(tf) }
-fs_tile_d_fn fs_tile_t_kernel_d(int isa) { FS_PICK(td) }
+fs_tile_fn_f fs_tile_kernel_f(int isa) { FS_PICK(f) }
+fs_tile_fn_d fs_tile_kernel_d(int isa) { FS_PICK(d) }
+fs_tile_fn_f fs_tile_t_kernel_f(int isa) { FS_PICK(tf) }
+fs_tile_fn_d fs_tile_t_kernel_d(int isa) { FS_PICK(td) }

@@ -17,11 +17,11 @@
  * "arch=skylake-avx512"/"arch=haswell" are tested by CPU model, so an AMD CPU ran the SSE2
  * baseline. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FASTSEQ_NO_CLONES)
-#define FASTSEQ_CGLS_CLONES \
+    && !defined(FS_NO_CLONES)
+#define FS_CGLS_CLONES \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
-#define FASTSEQ_CGLS_CLONES
+#define FS_CGLS_CLONES
 #endif
 
 #include <string.h>
@@ -30,7 +30,7 @@
 #include <omp.h>
 #endif
 
-int fastseq_cgls_max_threads(void)
+int fs_cgls_max_threads(void)
 {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -93,14 +93,14 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
 /* k == 1: four rows per sweep, so v is read once and t read/written once per four rows.       */
 /* k > 1 : one row at a time, e (k) accumulated over the row, then T[j, :] += x_ij u.          */
 /* ------------------------------------------------------------------------------------------ */
-#define FASTSEQ_CGLS_DENSE_DEF(SUFFIX, DATA_T)                                                  \
-    FASTSEQ_CGLS_CLONES int fastseq_cgls_dense_normal_##SUFFIX(                                                     \
+#define FS_CGLS_DENSE_DEF(SUFFIX, DATA_T)                                                  \
+    FS_CGLS_CLONES int fs_cgls_dense_normal_##SUFFIX(                                                     \
         ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *X, ptrdiff_t ldx,                  \
         const double *V, const double *c, const double *B, ptrdiff_t ldb, const double *w,      \
         double *T, double *sumsq, double *usum, int nthreads, double *work)                     \
     {                                                                                           \
         if (n < 0 || p < 1 || k < 1 || ldx < p || nthreads < 1 || (B && ldb < k))               \
-            return FASTSEQ_ERR_ARGUMENT;                                                        \
+            return FS_ERR_ARGUMENT;                                                        \
         if ((ptrdiff_t)nthreads > n) nthreads = n > 0 ? (int)n : 1;                             \
         int team = 1;                                                                           \
         DATA_PARALLEL_BEGIN                                                                     \
@@ -180,14 +180,14 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
         }                                                                                       \
         DATA_PARALLEL_END                                                                       \
         cgls_reduce(p, k, nthreads, team, T, sumsq, usum, work);                                \
-        return FASTSEQ_OK;                                                                      \
+        return FS_OK;                                                                      \
     }                                                                                           \
                                                                                                 \
-    int fastseq_cgls_dense_colstats_##SUFFIX(                                                   \
+    int fs_cgls_dense_colstats_##SUFFIX(                                                   \
         ptrdiff_t n, ptrdiff_t p, const DATA_T *X, ptrdiff_t ldx, const double *w,              \
         double *colsumsq, double *colsum)                                                       \
     {                                                                                           \
-        if (n < 0 || p < 1 || ldx < p) return FASTSEQ_ERR_ARGUMENT;                             \
+        if (n < 0 || p < 1 || ldx < p) return FS_ERR_ARGUMENT;                             \
         for (ptrdiff_t j = 0; j < p; j++) {                                                     \
             colsumsq[j] = 0.0;                                                                  \
             colsum[j] = 0.0;                                                                    \
@@ -201,22 +201,22 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
                 colsumsq[j] += wa * (double)a[j];                                               \
             }                                                                                   \
         }                                                                                       \
-        return FASTSEQ_OK;                                                                      \
+        return FS_OK;                                                                      \
     }
 
 /* ------------------------------------------------------------------------------------------ */
 /* CSR: for row i, e = a_i . V over its nonzeros, then T[j, :] += a_ij u over the same         */
 /* nonzeros (the row's data/indices are in L1 for the second sweep).                           */
 /* ------------------------------------------------------------------------------------------ */
-#define FASTSEQ_CGLS_CSR_DEF(SUFFIX, DATA_T, INDEX_T)                                           \
-    int fastseq_cgls_csr_normal_##SUFFIX(                                                       \
+#define FS_CGLS_CSR_DEF(SUFFIX, DATA_T, INDEX_T)                                           \
+    int fs_cgls_csr_normal_##SUFFIX(                                                       \
         ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *data, const INDEX_T *indices,      \
         const INDEX_T *indptr, const double *V, const double *c, const double *B,               \
         ptrdiff_t ldb, const double *w, double *T, double *sumsq, double *usum, int nthreads,   \
         double *work)                                                                           \
     {                                                                                           \
         if (n < 0 || p < 1 || k < 1 || nthreads < 1 || (B && ldb < k))                          \
-            return FASTSEQ_ERR_ARGUMENT;                                                        \
+            return FS_ERR_ARGUMENT;                                                        \
         if ((ptrdiff_t)nthreads > n) nthreads = n > 0 ? (int)n : 1;                             \
         int team = 1;                                                                           \
         DATA_PARALLEL_BEGIN                                                                     \
@@ -263,14 +263,14 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
         }                                                                                       \
         DATA_PARALLEL_END                                                                       \
         cgls_reduce(p, k, nthreads, team, T, sumsq, usum, work);                                \
-        return FASTSEQ_OK;                                                                      \
+        return FS_OK;                                                                      \
     }                                                                                           \
                                                                                                 \
-    int fastseq_cgls_csr_colstats_##SUFFIX(                                                     \
+    int fs_cgls_csr_colstats_##SUFFIX(                                                     \
         ptrdiff_t n, ptrdiff_t p, const DATA_T *data, const INDEX_T *indices,                   \
         const INDEX_T *indptr, const double *w, double *colsumsq, double *colsum)               \
     {                                                                                           \
-        if (n < 0 || p < 1) return FASTSEQ_ERR_ARGUMENT;                                        \
+        if (n < 0 || p < 1) return FS_ERR_ARGUMENT;                                        \
         for (ptrdiff_t j = 0; j < p; j++) {                                                     \
             colsumsq[j] = 0.0;                                                                  \
             colsum[j] = 0.0;                                                                    \
@@ -283,7 +283,7 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
                 colsumsq[indices[q]] += wi * a * a;                                             \
             }                                                                                   \
         }                                                                                       \
-        return FASTSEQ_OK;                                                                      \
+        return FS_OK;                                                                      \
     }
 
 /* One OpenMP team, thread tid takes a contiguous block of rows. */
@@ -308,9 +308,9 @@ static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double
 #define SIMD_PLAIN
 #endif
 
-FASTSEQ_CGLS_DENSE_DEF(d, double)
-FASTSEQ_CGLS_DENSE_DEF(s, float)
-FASTSEQ_CGLS_CSR_DEF(d32, double, int32_t)
-FASTSEQ_CGLS_CSR_DEF(d64, double, int64_t)
-FASTSEQ_CGLS_CSR_DEF(s32, float, int32_t)
-FASTSEQ_CGLS_CSR_DEF(s64, float, int64_t)
+FS_CGLS_DENSE_DEF(d, double)
+FS_CGLS_DENSE_DEF(f, float)
+FS_CGLS_CSR_DEF(i32_d, double, int32_t)
+FS_CGLS_CSR_DEF(i64_d, double, int64_t)
+FS_CGLS_CSR_DEF(i32_f, float, int32_t)
+FS_CGLS_CSR_DEF(i64_f, float, int64_t)

@@ -17,8 +17,8 @@ void NAME(const T *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p, const double 
     }                                                                                        \
 }
 
-DEFINE_WCOLSUM(fastseq_lsq_wcolsum_d, double)
-DEFINE_WCOLSUM(fastseq_lsq_wcolsum_s, float)
+DEFINE_WCOLSUM(fs_lsq_wcolsum_d, double)
+DEFINE_WCOLSUM(fs_lsq_wcolsum_f, float)
 
 #define DEFINE_PACK(NAME, T)                                                                 \
 int NAME(const T *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,                          \
@@ -27,7 +27,7 @@ int NAME(const T *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,             
          double *out, ptrdiff_t ldo)                                                         \
 {                                                                                            \
     if (nrows < 0 || p < 0 || k < 0 || ldo < nrows || ldx < p || (k > 0 && ldy < k))         \
-        return FASTSEQ_ERR_ARGUMENT;                                                         \
+        return FS_ERR_ARGUMENT;                                                         \
     for (ptrdiff_t i0 = 0; i0 < nrows; i0 += LSQ_TILE) {                                     \
         const ptrdiff_t i1 = (i0 + LSQ_TILE < nrows) ? i0 + LSQ_TILE : nrows;                \
         for (ptrdiff_t j = 0; j < p; ++j) {                                                  \
@@ -47,8 +47,8 @@ int NAME(const T *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,             
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    return FASTSEQ_OK;                                                                       \
+    return FS_OK;                                                                       \
 }
 
-DEFINE_PACK(fastseq_lsq_pack_d, double)
-DEFINE_PACK(fastseq_lsq_pack_s, float)
+DEFINE_PACK(fs_lsq_pack_d, double)
+DEFINE_PACK(fs_lsq_pack_f, float)

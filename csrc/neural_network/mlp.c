@@ -13,7 +13,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FASTSEQ_NO_CLONES)
+    && !defined(FS_NO_CLONES)
 #define FS_NN_CLONES \
     __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -35,10 +35,10 @@
 #define FLOG1P log1p
 #define FABS fabs
 #define FSQRT sqrt
-#define SIGMOID fs_sigmoid
-#define TANH fs_tanh
-#define DSIGMOID fs_dsigmoid_from_out
-#define DTANH fs_dtanh_from_out
+#define SIGMOID fs_sigmoid_d
+#define TANH fs_tanh_d
+#define DSIGMOID fs_dsigmoid_from_out_d
+#define DTANH fs_dtanh_from_out_d
 #include "neural_network/mlp_impl.h"
 #undef T
 #undef SFX
@@ -59,8 +59,8 @@
 #define FLOG1P log1pf
 #define FABS fabsf
 #define FSQRT sqrtf
-#define SIGMOID fs_sigmoidf
-#define TANH fs_tanhf
-#define DSIGMOID fs_dsigmoidf_from_out
-#define DTANH fs_dtanhf_from_out
+#define SIGMOID fs_sigmoid_f
+#define TANH fs_tanh_f
+#define DSIGMOID fs_dsigmoid_from_out_f
+#define DTANH fs_dtanh_from_out_f
 #include "neural_network/mlp_impl.h"

@@ -6,8 +6,8 @@
  * Flat parameter buffer of a network: [W_1, ..., W_L, b_1, ..., b_L]; the first n_decay entries
  * (the weights) receive L2 weight decay, the biases do not.
  */
-#ifndef FASTSEQ_NN_H
-#define FASTSEQ_NN_H
+#ifndef FS_NN_H
+#define FS_NN_H
 
 #include <stddef.h>
 #include "lib/fastseq.h"
@@ -38,4 +38,4 @@ FS_NN_DECLARE(float, f)
 
 #undef FS_NN_DECLARE
 
-#endif /* FASTSEQ_NN_H */
+#endif /* FS_NN_H */

@@ -123,7 +123,7 @@ void SFX(fs_nn_colsum)(ptrdiff_t n, ptrdiff_t m, const T *x, T *out)
  * Both cross-entropies never take log of a probability, so they stay finite for any finite z.
  * If bias_grad is not NULL (requires delta), it receives the column sums of delta (the output
  * layer's bias gradient), accumulated row by row as fs_nn_colsum does, in the same pass.
- * Returns FASTSEQ_ERR_NONFINITE if the summed loss is not finite. */
+ * Returns FS_ERR_NONFINITE if the summed loss is not finite. */
 int SFX(fs_nn_loss_grad)(int loss, ptrdiff_t n, ptrdiff_t m, const T *z, const T *y,
                          T *delta, T scale, double *loss_sum, T *bias_grad)
 {
@@ -176,7 +176,7 @@ int SFX(fs_nn_loss_grad)(int loss, ptrdiff_t n, ptrdiff_t m, const T *z, const T
         }
     }
     *loss_sum = total;
-    return isfinite(total) ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return isfinite(total) ? FS_OK : FS_ERR_NONFINITE;
 }
 
 /* Output activation in place: identity (squared loss), sigmoid (binary xent), softmax rows. */
@@ -215,7 +215,7 @@ void SFX(fs_nn_output)(int loss, ptrdiff_t n, ptrdiff_t m, T *z)
  *   v   = momentum v - lr g'
  *   w  += v                          (classical)
  *   w  += momentum v - lr g'         (Nesterov)
- * gscale carries gradient clipping. Returns FASTSEQ_ERR_NONFINITE if any new w is not finite.
+ * gscale carries gradient clipping. Returns FS_ERR_NONFINITE if any new w is not finite.
  * If w_sq is not NULL it receives sum of the new w[k]^2 over k < n_decay.
  * The range is split at n_decay so each loop is branch-free. */
 FS_NN_INLINE T SFX(sgd_one)(T *restrict w, T *restrict velocity, const T *restrict g,
@@ -272,7 +272,7 @@ FS_NN_CLONES int SFX(fs_nn_sgd_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *ve
     s += SFX(sgd_range)(n_decay, n, w, velocity, g, gscale, (T)0, lr, momentum, nesterov,
                         &q_rest);
     if (w_sq) *w_sq = q_decay;
-    return s == (T)0 ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return s == (T)0 ? FS_OK : FS_ERR_NONFINITE;
 }
 
 /* Adam (Kingma & Ba), as scikit-learn's AdamOptimizer, with the bias correction folded into
@@ -334,5 +334,5 @@ FS_NN_CLONES int SFX(fs_nn_adam_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m
     s += SFX(adam_range)(n_decay, n, w, m1, m2, g, gscale, (T)0, lr_t, beta1, beta2, eps,
                          &q_rest);
     if (w_sq) *w_sq = q_decay;
-    return s == (T)0 ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return s == (T)0 ? FS_OK : FS_ERR_NONFINITE;
 }

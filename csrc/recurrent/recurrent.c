@@ -40,7 +40,7 @@
 #define FS_INLINE static inline
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTSEQ_NO_DISPATCH)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FS_NO_DISPATCH)
 #define FS_HAVE_AVX2_CLONE 1
 #define FS_AVX2 __attribute__((target("avx2,fma")))
 static inline int fs_cpu_has_avx2_fma(void)
@@ -56,18 +56,18 @@ static inline int fs_cpu_has_avx2_fma(void)
  * activations). z, cp, co: row r at
  * + r * zs / r * H. ho[r], yo[r]: where row r's h goes.
  * A NULL cell function means the portable per-row loop of recurrent_impl.h. */
-typedef void (*fs_cell_f_fn)(int mr, int nu, float *acc, float *z, ptrdiff_t zs,
+typedef void (*fs_cell_fn_f)(int mr, int nu, float *acc, float *z, ptrdiff_t zs,
                              ptrdiff_t H, const float *b, const float *cp, float *co,
                              float *const *ho, float *const *yo);
-typedef void (*fs_cell_d_fn)(int mr, int nu, double *acc, double *z, ptrdiff_t zs,
+typedef void (*fs_cell_fn_d)(int mr, int nu, double *acc, double *z, ptrdiff_t zs,
                              ptrdiff_t H, const double *b, const double *cp, double *co,
                              double *const *ho, double *const *yo);
 /* The backward cell of one row: a = [i f g o] activations (stride H), cp / cc = c_{t-1} / c_t,
  * dy, dhn = dL/dh_t from y and from step t+1, dcn: in dL/dc_t from step t+1, out dL/dc_{t-1};
  * d = the row of dgates. NULL: the portable loop of recurrent_impl.h. */
-typedef void (*fs_brow_f_fn)(ptrdiff_t H, const float *a, const float *cp, const float *cc,
+typedef void (*fs_brow_fn_f)(ptrdiff_t H, const float *a, const float *cp, const float *cc,
                              const float *dy, const float *dhn, float *dcn, float *d);
-typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
+typedef void (*fs_brow_fn_d)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
                              const double *dy, const double *dhn, double *dcn, double *d);
 
 #ifdef FS_HAVE_AVX2_CLONE
@@ -111,10 +111,10 @@ typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, con
             VT pre[4];                                                                            \
             for (int q = 0; q < 4; ++q)                                                           \
                 pre[q] = _mm512_add_##S(_mm512_loadu_##S(ar + q * U), bq[q]);                     \
-            _mm512_storeu_##S(ar, fs_sigmoid512_##S(pre[0]));                                     \
-            _mm512_storeu_##S(ar + U, fs_sigmoid512_##S(pre[1]));                                 \
-            _mm512_storeu_##S(ar + 2 * U, fs_tanh512_##S(pre[2]));                                \
-            _mm512_storeu_##S(ar + 3 * U, fs_sigmoid512_##S(pre[3]));                             \
+            _mm512_storeu_##S(ar, fs_sigmoid512_##SFX(pre[0]));                                     \
+            _mm512_storeu_##S(ar + U, fs_sigmoid512_##SFX(pre[1]));                                 \
+            _mm512_storeu_##S(ar + 2 * U, fs_tanh512_##SFX(pre[2]));                                \
+            _mm512_storeu_##S(ar + 3 * U, fs_sigmoid512_##SFX(pre[3]));                             \
         }                                                                                         \
         for (int r = 0; r < mr; ++r) {   /* pass 2: c, h; activations out to z */                 \
             const REAL *ar = acc + r * 4 * U;                                                     \
@@ -122,7 +122,7 @@ typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, con
             const VT i = _mm512_loadu_##S(ar), f = _mm512_loadu_##S(ar + U);                      \
             const VT g = _mm512_loadu_##S(ar + 2 * U), o = _mm512_loadu_##S(ar + 3 * U);          \
             const VT c = _mm512_fmadd_##S(f, LD_(S, cp + r * H), _mm512_mul_##S(i, g));           \
-            const VT h = _mm512_mul_##S(o, fs_tanh512_##S(c));                                    \
+            const VT h = _mm512_mul_##S(o, fs_tanh512_##SFX(c));                                    \
             STNT_(S, zr, i);                                                                      \
             STNT_(S, zr + H, f);                                                                  \
             STNT_(S, zr + 2 * H, g);                                                              \
@@ -148,7 +148,7 @@ FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
             const MASK m = (MASK)(full ? ~0u : (1u << (H - k)) - 1u);                             \
             const VT i = LD_(S, a + k), f = LD_(S, a + H + k);                                    \
             const VT g = LD_(S, a + 2 * H + k), o = LD_(S, a + 3 * H + k);                        \
-            const VT tc = fs_tanh512_##S(LD_(S, cc + k));                                         \
+            const VT tc = fs_tanh512_##SFX(LD_(S, cc + k));                                         \
             const VT dh = _mm512_add_##S(LD_(S, dhn + k), LD_(S, dy + k));                        \
             const VT dc = _mm512_fmadd_##S(_mm512_mul_##S(dh, o),                                 \
                                            _mm512_fnmadd_##S(tc, tc, one), LD_(S, dcn + k));      \
@@ -201,13 +201,13 @@ static inline int fs_tile_rows(ptrdiff_t s, int nt, ptrdiff_t rows, ptrdiff_t nt
 /* ---- float ---------------------------------------------------------------------------------- */
 #define REAL float
 #define SFX(name) fs_##name##_f
-#define VSIGMOID fs_vsigmoidf
-#define VTANH fs_vtanhf
+#define VSIGMOID fs_vsigmoid_f
+#define VTANH fs_vtanh_f
 #define ONE 1.0f
 #define ZERO 0.0f
-#define TILE_FN fs_tile_f_fn
-#define CELL_FN fs_cell_f_fn
-#define BROW_FN fs_brow_f_fn
+#define TILE_FN fs_tile_fn_f
+#define CELL_FN fs_cell_fn_f
+#define BROW_FN fs_brow_fn_f
 #define TILE_NR FS_TILE_NR_F
 #define UINT uint32_t
 #define EXP_BITS UINT32_C(0x7f800000)
@@ -216,13 +216,13 @@ static inline int fs_tile_rows(ptrdiff_t s, int nt, ptrdiff_t rows, ptrdiff_t nt
 /* ---- double --------------------------------------------------------------------------------- */
 #define REAL double
 #define SFX(name) fs_##name##_d
-#define VSIGMOID fs_vsigmoid
-#define VTANH fs_vtanh
+#define VSIGMOID fs_vsigmoid_d
+#define VTANH fs_vtanh_d
 #define ONE 1.0
 #define ZERO 0.0
-#define TILE_FN fs_tile_d_fn
-#define CELL_FN fs_cell_d_fn
-#define BROW_FN fs_brow_d_fn
+#define TILE_FN fs_tile_fn_d
+#define CELL_FN fs_cell_fn_d
+#define BROW_FN fs_brow_fn_d
 #define TILE_NR FS_TILE_NR_D
 #define UINT uint64_t
 #define EXP_BITS UINT64_C(0x7ff0000000000000)
@@ -316,9 +316,9 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
     (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, x, xh, y,   \
      perm, h_n, c_n)
 FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
-            FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_cell_f_fn), FS_LSTM_FWD_SEQ_ARGS)
+            FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_fn_f, fs_cell_fn_f), FS_LSTM_FWD_SEQ_ARGS)
 FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
-            FS_LSTM_FWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_cell_d_fn), FS_LSTM_FWD_SEQ_ARGS)
+            FS_LSTM_FWD_SEQ_PARAMS(double, fs_tile_fn_d, fs_cell_fn_d), FS_LSTM_FWD_SEQ_ARGS)
 
 #define FS_LSTM_BWD_SEQ_PARAMS(R, F, BR)                                                         \
     (int tid, int nt, ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,          \
@@ -329,9 +329,9 @@ FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
     (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, brow, \
      dh, dc, dgates, dx, xh, xh_packed)
 FS_DISPATCH(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
-            FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_brow_f_fn), FS_LSTM_BWD_SEQ_ARGS)
+            FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_fn_f, fs_brow_fn_f), FS_LSTM_BWD_SEQ_ARGS)
 FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
-            FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_brow_d_fn), FS_LSTM_BWD_SEQ_ARGS)
+            FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_fn_d, fs_brow_fn_d), FS_LSTM_BWD_SEQ_ARGS)
 
 /* The AVX-512 cells go with the AVX-512 tiles (isa 3), so forcing a lower ISA (tests) runs the
  * portable / AVX2 loops end to end. FS_SFENCE orders the forward cell's non-temporal stores. */
@@ -351,8 +351,8 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         const ptrdiff_t *batch_sizes, *perm;                                                      \
         R *gates, *cells, *xh, *y, *h_n, *c_n;                                                    \
         const R *bias, *w_packed, *c_init, *x;                                                    \
-        fs_tile_##SFX##_fn tile;                                                                  \
-        fs_cell_##SFX##_fn cell;                                                                  \
+        fs_tile_fn_##SFX tile;                                                                  \
+        fs_cell_fn_##SFX cell;                                                                  \
     };                                                                                            \
     static void fs_fwd_share_##SFX(void *p, int tid, int nt)                                      \
     {                                                                                             \
@@ -383,8 +383,8 @@ FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
         const ptrdiff_t *batch_sizes, *perm;                                                      \
         const R *gates, *cells, *c_init, *dy, *w_packed, *xh;                                     \
         R *dh, *dc, *dgates, *dx, *xh_packed;                                                     \
-        fs_tile_##SFX##_fn tile;                                                                  \
-        fs_brow_##SFX##_fn brow;                                                                  \
+        fs_tile_fn_##SFX tile;                                                                  \
+        fs_brow_fn_##SFX brow;                                                                  \
     };                                                                                            \
     static void fs_bwd_share_##SFX(void *p, int tid, int nt)                                      \
     {                                                                                             \
@@ -422,16 +422,16 @@ FS_DEF_LSTM_SEQ(d, double)
      const R *xh_packed, R *dw, R *dbias, F tile)
 #define FS_LSTM_WGRAD_ARGS (tid, nt, rows, G4, L, dgates, xh_packed, dw, dbias, tile)
 FS_DISPATCH(void, fs_lstm_wgrad_rows_f, fs_lstm_wgrad_body_f,
-            FS_LSTM_WGRAD_PARAMS(float, fs_tile_f_fn), FS_LSTM_WGRAD_ARGS)
+            FS_LSTM_WGRAD_PARAMS(float, fs_tile_fn_f), FS_LSTM_WGRAD_ARGS)
 FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
-            FS_LSTM_WGRAD_PARAMS(double, fs_tile_d_fn), FS_LSTM_WGRAD_ARGS)
+            FS_LSTM_WGRAD_PARAMS(double, fs_tile_fn_d), FS_LSTM_WGRAD_ARGS)
 
 #define FS_DEF_LSTM_WGRAD(SFX, R)                                                                 \
     struct fs_wgrad_args_##SFX {                                                                  \
         ptrdiff_t rows, G4, L;                                                                    \
         const R *dgates, *xh_packed;                                                              \
         R *dw, *dbias;                                                                            \
-        fs_tile_##SFX##_fn tile;                                                                  \
+        fs_tile_fn_##SFX tile;                                                                  \
     };                                                                                            \
     static void fs_wgrad_share_##SFX(void *p, int tid, int nt)                                    \
     {                                                                                             \

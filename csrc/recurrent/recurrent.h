@@ -14,8 +14,8 @@
  * Sizes and indices are ptrdiff_t. No allocation in the kernels; the one global is the LSTM's
  * sleeping worker pool (lib/pool.c); safe to call from many threads.
  */
-#ifndef FASTSEQ_RECURRENT_H
-#define FASTSEQ_RECURRENT_H
+#ifndef FS_RECURRENT_H
+#define FS_RECURRENT_H
 
 #include <stddef.h>
 
@@ -120,4 +120,4 @@ void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *s
 int fs_all_finite_f(ptrdiff_t n, const float *a);
 int fs_all_finite_d(ptrdiff_t n, const double *a);
 
-#endif /* FASTSEQ_RECURRENT_H */
+#endif /* FS_RECURRENT_H */

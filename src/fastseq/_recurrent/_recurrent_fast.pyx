@@ -87,14 +87,14 @@ cdef extern from "lib/packed.h" nogil:
         FS_TILE_MR
         FS_TILE_NR_F
         FS_TILE_NR_D
-    ctypedef void (*fs_tile_f_fn)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
+    ctypedef void (*fs_tile_fn_f)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
                                   const float *panel, float *C)
-    ctypedef void (*fs_tile_d_fn)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
+    ctypedef void (*fs_tile_fn_d)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
                                   const double *panel, double *C)
-    fs_tile_f_fn fs_tile_kernel_f(int isa)
-    fs_tile_d_fn fs_tile_kernel_d(int isa)
-    fs_tile_f_fn fs_tile_t_kernel_f(int isa)
-    fs_tile_d_fn fs_tile_t_kernel_d(int isa)
+    fs_tile_fn_f fs_tile_kernel_f(int isa)
+    fs_tile_fn_d fs_tile_kernel_d(int isa)
+    fs_tile_fn_f fs_tile_t_kernel_f(int isa)
+    fs_tile_fn_d fs_tile_t_kernel_d(int isa)
     int fs_tile_isa(int isa)
     ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
     void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp)
@@ -124,8 +124,8 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
     cdef floating[::1] tbuf = np.empty(FS_TILE_MR * nr, dtype)
     out_arr = np.empty((M, N), dtype)
     cdef floating[:, ::1] out = out_arr
-    cdef fs_tile_f_fn tf = fs_tile_t_kernel_f(isa) if trans_a else fs_tile_kernel_f(isa)
-    cdef fs_tile_d_fn td = fs_tile_t_kernel_d(isa) if trans_a else fs_tile_kernel_d(isa)
+    cdef fs_tile_fn_f tf = fs_tile_t_kernel_f(isa) if trans_a else fs_tile_kernel_f(isa)
+    cdef fs_tile_fn_d td = fs_tile_t_kernel_d(isa) if trans_a else fs_tile_kernel_d(isa)
     cdef const floating *a0
     with nogil:
         if floating is float:

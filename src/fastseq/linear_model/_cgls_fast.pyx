@@ -32,57 +32,57 @@ import numpy as np
 from cython cimport floating
 
 from fastseq._lib._blas cimport _gemm_rm, _gemv
-from fastseq._lib._kernels cimport FASTSEQ_OK, fastseq_status_message
+from fastseq._lib._kernels cimport FS_OK, fs_status_message
 
 
 cdef extern from "linear_model/cgls.h" nogil:
-    int fastseq_cgls_max_threads()
-    int fastseq_cgls_dense_normal_d(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const double *X,
+    int fs_cgls_max_threads()
+    int fs_cgls_dense_normal_d(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const double *X,
                                     Py_ssize_t ldx, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w,
                                     double *T, double *sumsq, double *usum, int nthreads,
                                     double *work)
-    int fastseq_cgls_dense_normal_s(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const float *X,
+    int fs_cgls_dense_normal_f(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const float *X,
                                     Py_ssize_t ldx, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w,
                                     double *T, double *sumsq, double *usum, int nthreads,
                                     double *work)
-    int fastseq_cgls_dense_colstats_d(Py_ssize_t n, Py_ssize_t p, const double *X,
+    int fs_cgls_dense_colstats_d(Py_ssize_t n, Py_ssize_t p, const double *X,
                                       Py_ssize_t ldx, const double *w, double *colsumsq,
                                       double *colsum)
-    int fastseq_cgls_dense_colstats_s(Py_ssize_t n, Py_ssize_t p, const float *X,
+    int fs_cgls_dense_colstats_f(Py_ssize_t n, Py_ssize_t p, const float *X,
                                       Py_ssize_t ldx, const double *w, double *colsumsq,
                                       double *colsum)
-    int fastseq_cgls_csr_normal_d32(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
+    int fs_cgls_csr_normal_i32_d(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
                                     const double *data, const int32_t *indices,
                                     const int32_t *indptr, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w, double *T,
                                     double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_d64(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
+    int fs_cgls_csr_normal_i64_d(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
                                     const double *data, const int64_t *indices,
                                     const int64_t *indptr, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w, double *T,
                                     double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_s32(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
+    int fs_cgls_csr_normal_i32_f(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
                                     const float *data, const int32_t *indices,
                                     const int32_t *indptr, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w, double *T,
                                     double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_s64(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
+    int fs_cgls_csr_normal_i64_f(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
                                     const float *data, const int64_t *indices,
                                     const int64_t *indptr, const double *V, const double *c,
                                     const double *B, Py_ssize_t ldb, const double *w, double *T,
                                     double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_colstats_d32(Py_ssize_t n, Py_ssize_t p, const double *data,
+    int fs_cgls_csr_colstats_i32_d(Py_ssize_t n, Py_ssize_t p, const double *data,
                                       const int32_t *indices, const int32_t *indptr,
                                       const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_d64(Py_ssize_t n, Py_ssize_t p, const double *data,
+    int fs_cgls_csr_colstats_i64_d(Py_ssize_t n, Py_ssize_t p, const double *data,
                                       const int64_t *indices, const int64_t *indptr,
                                       const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_s32(Py_ssize_t n, Py_ssize_t p, const float *data,
+    int fs_cgls_csr_colstats_i32_f(Py_ssize_t n, Py_ssize_t p, const float *data,
                                       const int32_t *indices, const int32_t *indptr,
                                       const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_s64(Py_ssize_t n, Py_ssize_t p, const float *data,
+    int fs_cgls_csr_colstats_i64_f(Py_ssize_t n, Py_ssize_t p, const float *data,
                                       const int64_t *indices, const int64_t *indptr,
                                       const double *w, double *colsumsq, double *colsum)
 
@@ -101,7 +101,7 @@ cdef double _EPS = np.finfo(np.float64).eps
 
 def max_threads():
     """Threads the compiled kernels may use (1 when built without OpenMP)."""
-    return fastseq_cgls_max_threads()
+    return fs_cgls_max_threads()
 
 
 cdef class NormalOperator:
@@ -150,7 +150,7 @@ cdef class NormalOperator:
             muv = column_offset
             self._mu_arr = column_offset
             self.mu = &muv[0]
-        nthreads = fastseq_cgls_max_threads() if n_threads is None else int(n_threads)
+        nthreads = fs_cgls_max_threads() if n_threads is None else int(n_threads)
         # Threading a small pass costs more than it saves (an OpenMP fork/join is ~us when cores
         # are idle but a scheduler quantum when they are shared): below ~2e6 stored entries, 1.
         entries = self.n * self.p if self.kind in (OP_DENSE_D, OP_DENSE_S) else (
@@ -231,38 +231,38 @@ cdef class NormalOperator:
         colsum = np.zeros(self.p)
         cdef double[::1] css = colsumsq
         cdef double[::1] cs = colsum
-        cdef int st = FASTSEQ_OK
+        cdef int st = FS_OK
         if self.kind == OP_PY:
             raise TypeError("column statistics need an explicit matrix, not a LinearOperator")
         with nogil:
             if self.kind == OP_DENSE_D:
-                st = fastseq_cgls_dense_colstats_d(self.n, self.p, <const double*>self.data,
+                st = fs_cgls_dense_colstats_d(self.n, self.p, <const double*>self.data,
                                                    self.ldx, self.w, &css[0], &cs[0])
             elif self.kind == OP_DENSE_S:
-                st = fastseq_cgls_dense_colstats_s(self.n, self.p, <const float*>self.data,
+                st = fs_cgls_dense_colstats_f(self.n, self.p, <const float*>self.data,
                                                    self.ldx, self.w, &css[0], &cs[0])
             elif self.kind == OP_CSR_D32:
-                st = fastseq_cgls_csr_colstats_d32(self.n, self.p, <const double*>self.data,
+                st = fs_cgls_csr_colstats_i32_d(self.n, self.p, <const double*>self.data,
                                                    <const int32_t*>self.indices,
                                                    <const int32_t*>self.indptr, self.w,
                                                    &css[0], &cs[0])
             elif self.kind == OP_CSR_D64:
-                st = fastseq_cgls_csr_colstats_d64(self.n, self.p, <const double*>self.data,
+                st = fs_cgls_csr_colstats_i64_d(self.n, self.p, <const double*>self.data,
                                                    <const int64_t*>self.indices,
                                                    <const int64_t*>self.indptr, self.w,
                                                    &css[0], &cs[0])
             elif self.kind == OP_CSR_S32:
-                st = fastseq_cgls_csr_colstats_s32(self.n, self.p, <const float*>self.data,
+                st = fs_cgls_csr_colstats_i32_f(self.n, self.p, <const float*>self.data,
                                                    <const int32_t*>self.indices,
                                                    <const int32_t*>self.indptr, self.w,
                                                    &css[0], &cs[0])
             else:
-                st = fastseq_cgls_csr_colstats_s64(self.n, self.p, <const float*>self.data,
+                st = fs_cgls_csr_colstats_i64_f(self.n, self.p, <const float*>self.data,
                                                    <const int64_t*>self.indices,
                                                    <const int64_t*>self.indptr, self.w,
                                                    &css[0], &cs[0])
-        if st != FASTSEQ_OK:
-            raise RuntimeError(fastseq_status_message(st).decode())
+        if st != FS_OK:
+            raise RuntimeError(fs_status_message(st).decode())
         return colsumsq, colsum
 
     def normal_product(self, V, bint with_b=False):
@@ -285,7 +285,7 @@ cdef class NormalOperator:
                     double *sumsq, double *usum) except -1 nogil:
         """T = A_c^T W (A_c V [+ B]),  sumsq = ||A_c V [+ B]||_W^2 per column (V, T: p x ka)."""
         cdef Py_ssize_t j, l
-        cdef int st = FASTSEQ_OK
+        cdef int st = FS_OK
         cdef const double *Bp = self.B if with_b else NULL
         cdef double *wk = &self.work[0]
         self.n_passes += 1
@@ -311,36 +311,36 @@ cdef class NormalOperator:
                              V, c, Bp, self.k, self.w, T, sumsq, usum, &self.ws_s[0],
                              &self.ws_s[2 * self.p * self.k], &self.ws_s[self.p * self.k])
         elif self.kind == OP_DENSE_D:
-            st = fastseq_cgls_dense_normal_d(self.n, self.p, ka, <const double*>self.data,
+            st = fs_cgls_dense_normal_d(self.n, self.p, ka, <const double*>self.data,
                                              self.ldx, V, c, Bp, self.k, self.w, T, sumsq, usum,
                                              self.nthreads, wk)
         elif self.kind == OP_DENSE_S:
-            st = fastseq_cgls_dense_normal_s(self.n, self.p, ka, <const float*>self.data,
+            st = fs_cgls_dense_normal_f(self.n, self.p, ka, <const float*>self.data,
                                              self.ldx, V, c, Bp, self.k, self.w, T, sumsq, usum,
                                              self.nthreads, wk)
         elif self.kind == OP_CSR_D32:
-            st = fastseq_cgls_csr_normal_d32(self.n, self.p, ka, <const double*>self.data,
+            st = fs_cgls_csr_normal_i32_d(self.n, self.p, ka, <const double*>self.data,
                                              <const int32_t*>self.indices,
                                              <const int32_t*>self.indptr, V, c, Bp, self.k,
                                              self.w, T, sumsq, usum, self.nthreads, wk)
         elif self.kind == OP_CSR_D64:
-            st = fastseq_cgls_csr_normal_d64(self.n, self.p, ka, <const double*>self.data,
+            st = fs_cgls_csr_normal_i64_d(self.n, self.p, ka, <const double*>self.data,
                                              <const int64_t*>self.indices,
                                              <const int64_t*>self.indptr, V, c, Bp, self.k,
                                              self.w, T, sumsq, usum, self.nthreads, wk)
         elif self.kind == OP_CSR_S32:
-            st = fastseq_cgls_csr_normal_s32(self.n, self.p, ka, <const float*>self.data,
+            st = fs_cgls_csr_normal_i32_f(self.n, self.p, ka, <const float*>self.data,
                                              <const int32_t*>self.indices,
                                              <const int32_t*>self.indptr, V, c, Bp, self.k,
                                              self.w, T, sumsq, usum, self.nthreads, wk)
         else:
-            st = fastseq_cgls_csr_normal_s64(self.n, self.p, ka, <const float*>self.data,
+            st = fs_cgls_csr_normal_i64_f(self.n, self.p, ka, <const float*>self.data,
                                              <const int64_t*>self.indices,
                                              <const int64_t*>self.indptr, V, c, Bp, self.k,
                                              self.w, T, sumsq, usum, self.nthreads, wk)
-        if st != FASTSEQ_OK:
+        if st != FS_OK:
             with gil:
-                raise RuntimeError(fastseq_status_message(st).decode())
+                raise RuntimeError(fs_status_message(st).decode())
         # A_c^T u = A^T u - mu (1^T u)
         if self.mu != NULL:
             for j in range(self.p):

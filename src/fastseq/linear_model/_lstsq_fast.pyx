@@ -19,15 +19,15 @@ from fastseq._lib._blas cimport (_syrk, _gemm, _potrf, _potrs, _pocon, _geqrf, _
 import numpy as np
 
 cdef extern from "linear_model/lstsq.h" nogil:
-    void fastseq_lsq_wcolsum_d(const double *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
+    void fs_lsq_wcolsum_d(const double *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
                                const double *w, double *acc)
-    void fastseq_lsq_wcolsum_s(const float *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
+    void fs_lsq_wcolsum_f(const float *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
                                const double *w, double *acc)
-    int fastseq_lsq_pack_d(const double *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
+    int fs_lsq_pack_d(const double *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
                            ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
                            const double *xmean, const double *ymean, const double *sqrtw,
                            double *out, ptrdiff_t ldo)
-    int fastseq_lsq_pack_s(const float *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
+    int fs_lsq_pack_f(const float *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
                            ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
                            const double *xmean, const double *ymean, const double *sqrtw,
                            double *out, ptrdiff_t ldo)
@@ -41,9 +41,9 @@ cdef inline int _pack(const floating *x, ptrdiff_t ldx, const double *y, ptrdiff
                       const double *ymean, const double *sqrtw, double *out,
                       ptrdiff_t ldo) noexcept nogil:
     if floating is float:
-        return fastseq_lsq_pack_s(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
+        return fs_lsq_pack_f(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
     else:
-        return fastseq_lsq_pack_d(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
+        return fs_lsq_pack_d(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
 
 
 cdef inline const double *_ptr1(const double[::1] a) noexcept:
@@ -64,10 +64,10 @@ def weighted_column_sums(const floating[:, ::1] X, const double[::1] w, Py_ssize
             for j in range(p):
                 part[j] = 0.0
             if floating is float:
-                fastseq_lsq_wcolsum_s(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
+                fs_lsq_wcolsum_f(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
                                       &part[0])
             else:
-                fastseq_lsq_wcolsum_d(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
+                fs_lsq_wcolsum_d(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
                                       &part[0])
             for j in range(p):
                 total[j] += part[j]

@@ -22,7 +22,7 @@ from libc.stdint cimport int32_t
 from cython cimport floating
 
 from fastseq._lib._blas cimport _axpy, _dot, _gemv, _gemm_rm, _scal
-from fastseq._lib._kernels cimport FASTSEQ_OK, FASTSEQ_ERR_NONFINITE
+from fastseq._lib._kernels cimport FS_OK, FS_ERR_NONFINITE
 
 import numpy as np
 
@@ -173,8 +173,8 @@ cdef inline int _finish(Py_ssize_t kp, Py_ssize_t k, floating scale, floating *V
         _scal(<int>kp, scale, V, 1)
     _all_finite_into(kp, V, &ok)
     _all_finite_into(k, b, &ok)
-    if status == FASTSEQ_OK and not ok:
-        status = FASTSEQ_ERR_NONFINITE
+    if status == FS_OK and not ok:
+        status = FS_ERR_NONFINITE
     return status
 
 
@@ -226,14 +226,14 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
     """One epoch of mini-batch SGD on dense X (n, p); W (k, p), b (k,) updated in place.
 
     Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a
-    csrc/lib/fastseq.h code (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller
+    csrc/lib/fastseq.h code (FS_ERR_NONFINITE on divergence: W, b are then unusable, the caller
     restores them).
     """
     cdef Schedule s = schedule
     cdef State st
     cdef Py_ssize_t n = perm.shape[0], p = X.shape[1], k = Y.shape[1]
     cdef Py_ssize_t start, m, kp = k * p
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     cdef double eta
     cdef floating scale = 1
     cdef const floating *xb
@@ -286,7 +286,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
             else:
                 st.loss += fs_sgd_residual_d(m, k, rows, &Y[0, 0], &sw[0], &b[0], &R[0, 0])
             if not isfinite(st.loss):
-                status = FASTSEQ_ERR_NONFINITE
+                status = FS_ERR_NONFINITE
                 break
             if start == m:
                 st.first_loss = st.loss / m
@@ -320,7 +320,7 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     cdef State st
     cdef Py_ssize_t n = perm.shape[0], p = n_features, k = Y.shape[1]
     cdef Py_ssize_t start, m, next_m, kp = k * p
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     cdef double eta
     cdef floating scale = 1
     cdef const Py_ssize_t *rows
@@ -365,7 +365,7 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
                                                  data_ptr, &W[0, 0], scale, &Y[0, 0], &sw[0],
                                                  &b[0], &R[0, 0])
             if not isfinite(st.loss):
-                status = FASTSEQ_ERR_NONFINITE
+                status = FS_ERR_NONFINITE
                 break
             if start == m:
                 st.first_loss = st.loss / m

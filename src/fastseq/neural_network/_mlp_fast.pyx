@@ -17,7 +17,7 @@ from libc.math cimport sqrt, pow, isfinite
 from libc.string cimport memcpy
 
 from fastseq._lib._blas cimport _gemm_rm, _nrm2, _dot, _axpy
-from fastseq._lib._kernels cimport FASTSEQ_OK, FASTSEQ_ERR_NONFINITE
+from fastseq._lib._kernels cimport FS_OK, FS_ERR_NONFINITE
 
 import numpy as np
 
@@ -240,7 +240,7 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
     # grad b_L = delta_L.sum(axis=0) in the same pass
     status = _loss_grad(net.loss, n, net.sizes[L], z_out, y, delta, scale, loss_sum,
                         grads + net.b_off[L - 1])
-    if status != FASTSEQ_OK:
+    if status != FS_OK:
         return status
     for l in range(L, 0, -1):
         fan_in = net.sizes[l - 1]
@@ -273,7 +273,7 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
             _gemm_rm(False, True, <int>n, <int>fan_in, <int>fan_out, <floating>1.0,
                      delta, <int>fan_out, params + net.w_off[0], <int>fan_out,
                      <floating>0.0, dx, <int>fan_in)
-    return FASTSEQ_OK
+    return FS_OK
 
 
 # scikit-learn's MLP losses: cross-entropies are means over samples (summed over outputs);
@@ -395,7 +395,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
     cdef Py_ssize_t start, rows, next_rows, n_updates = 0
     cdef double batch_loss, total = 0.0, gnorm, lr_t
     cdef floating gscale, sq
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     with nogil:
         memcpy(&snapshot[0], &params[0], n_params * sizeof(floating))
         # sq = ||W||^2 of the current weights; afterwards every optimizer step returns it for
@@ -419,7 +419,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
             _forward(&net, &params[0], xb, rows, &work[0])
             status = _loss_backward(&net, &params[0], &grads[0], xb, yb, rows,
                                     <floating>_loss_norm(&net, rows), &work[0], &batch_loss)
-            if status != FASTSEQ_OK:
+            if status != FS_OK:
                 break
             # objective of the batch: mean loss + alpha/(2 rows) ||W||^2, weighted by rows
             total += batch_loss * _loss_norm(&net, rows) * rows + 0.5 * alpha * sq
@@ -430,7 +430,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
                 # of the new weights catches it: a non-finite g makes the new w non-finite)
                 gnorm = _nrm2(<int>n_params, &grads[0], 1)
                 if not isfinite(gnorm):
-                    status = FASTSEQ_ERR_NONFINITE
+                    status = FS_ERR_NONFINITE
                     break
                 if gnorm > max_grad_norm:
                     gscale = <floating>(max_grad_norm / gnorm)
@@ -444,11 +444,11 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
                 status = _adam(n_params, n_weights, &params[0], &state1[0], &state2[0],
                                &grads[0], gscale, <floating>(alpha / rows), <floating>lr_t,
                                <floating>beta1, <floating>beta2, <floating>epsilon, &sq)
-            if status != FASTSEQ_OK:
+            if status != FS_OK:
                 break
             n_updates += 1
             start += rows
-        if status != FASTSEQ_OK:
+        if status != FS_OK:
             memcpy(&params[0], &snapshot[0], n_params * sizeof(floating))
     return status, total, adam_t, n_updates
 
