@@ -9,14 +9,12 @@
  * The row count mr is a compile-time constant inside each kernel (a switch over 1..6 calls an
  * always_inline body), so the accumulators live in registers and the row loops are unrolled.
  */
+#include "lib/dispatch.h"
 #include "lib/packed.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FS_NO_DISPATCH)
-#define FS_HAVE_X86_KERNELS 1
+#ifdef FS_HAVE_X86_ISA
 #include <immintrin.h>
 #endif
-
-#define FS_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Element (r, k) of the left operand: row-major A (lda = row stride) or, for the "_t" kernels,
  * the transpose of a row-major matrix (A^T[r, k] = A[k * lda + r]). */
@@ -95,7 +93,7 @@ FS_DEF_GENERIC(d, double, FS_TILE_NR_D, FS_A_N)
 FS_DEF_GENERIC(tf, float, FS_TILE_NR_F, FS_A_T)
 FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
 
-#ifdef FS_HAVE_X86_KERNELS
+#ifdef FS_HAVE_X86_ISA
 /* ---- AVX-512F: tile mr x (nv vectors of W), nv = the vectors holding the nc valid columns ----
  * 24 named accumulators rather than arrays: with arrays GCC zeroed a 1.5 KiB stack copy with
  * `rep stos` on every call (4% of a forward) before keeping the live rows in registers. Rows
@@ -124,7 +122,7 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
             _mm512_storeu_##S(C + (r) * 4 * (W) + 3 * (W), c3);                                    \
     }
 #define FS_DEF_AVX512(SFX, REAL, VT, S, W, AX)                                                    \
-    FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void                                      \
+    FS_INLINE FS_TARGET_AVX512 void                                      \
     tile512_##SFX##_n(const int mr, const int nv, ptrdiff_t K, const REAL *A, ptrdiff_t lda,       \
                       const REAL *Bp, REAL *C)                                                     \
     {                                                                                              \
@@ -153,12 +151,12 @@ FS_DEF_GENERIC(td, double, FS_TILE_NR_D, FS_A_T)
         FS_ROW512_STORE(S, 4, W, c40, c41, c42, c43)                                               \
         FS_ROW512_STORE(S, 5, W, c50, c51, c52, c53)                                               \
     }                                                                                              \
-    FS_ALWAYS_INLINE __attribute__((target("avx512f"))) void tile512_##SFX##_nv(                  \
+    FS_INLINE FS_TARGET_AVX512 void tile512_##SFX##_nv(                  \
         const int nv, int mr, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)  \
     {                                                                                              \
         FS_MR_SWITCH(tile512_##SFX##_n, nv, K, A, lda, Bp, C)                                      \
     }                                                                                              \
-    __attribute__((target("avx512f"))) static void tile512_##SFX(                                 \
+    static FS_TARGET_AVX512 void tile512_##SFX(                                 \
         int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
     {                                                                                              \
         switch ((nc + W - 1) / W) {                                                                \
@@ -175,7 +173,7 @@ FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
 
 /* ---- AVX2+FMA: the 8-vector panel in 4 strips of 2 vectors, tile mr x 2 each -------------- */
 #define FS_DEF_AVX2(SFX, REAL, VT, S, W, AX)                                                      \
-    FS_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void                                     \
+    FS_INLINE FS_TARGET_AVX2 void                                     \
     tile256_##SFX##_n(const int mr, int ns, ptrdiff_t K, const REAL *A, ptrdiff_t lda,             \
                       const REAL *Bp, REAL *C)                                                     \
     {                                                                                              \
@@ -198,7 +196,7 @@ FS_DEF_AVX512(td, double, __m512d, pd, 8, FS_A_T)
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    __attribute__((target("avx2,fma"))) static void tile256_##SFX(                                \
+    static FS_TARGET_AVX2 void tile256_##SFX(                                \
         int mr, int nc, ptrdiff_t K, const REAL *A, ptrdiff_t lda, const REAL *Bp, REAL *C)        \
     {                                                                                              \
         const int ns = (nc + 2 * W - 1) / (2 * W); /* strips holding the nc valid columns */     \
@@ -208,31 +206,15 @@ FS_DEF_AVX2(f, float, __m256, ps, 8, FS_A_N)
 FS_DEF_AVX2(d, double, __m256d, pd, 4, FS_A_N)
 FS_DEF_AVX2(tf, float, __m256, ps, 8, FS_A_T)
 FS_DEF_AVX2(td, double, __m256d, pd, 4, FS_A_T)
-#endif /* FS_HAVE_X86_KERNELS */
+#endif /* FS_HAVE_X86_ISA */
 
-static int fs_best_isa(void)
-{
-#ifdef FS_HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return 3;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 2;
-#endif
-    return 1;
-}
+int fs_tile_isa(int isa) { return fs_isa_resolve(isa); }
 
-int fs_tile_isa(int isa)
-{
-    const int best = fs_best_isa();
-    return (isa <= 0 || isa > best) ? best : isa;
-}
-
-#ifdef FS_HAVE_X86_KERNELS
+#ifdef FS_HAVE_X86_ISA
 #define FS_PICK(name) \
     switch (fs_tile_isa(isa)) { \
-    case 3: return tile512_##name; \
-    case 2: return tile256_##name; \
+    case FS_ISA_AVX512: return tile512_##name; \
+    case FS_ISA_AVX2: return tile256_##name; \
     default: return tile_generic_##name; \
     }
 #else

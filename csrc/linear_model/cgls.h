@@ -31,32 +31,52 @@
 /* Number of threads the kernels may use (1 without OpenMP). */
 int fs_cgls_max_threads(void);
 
-#define FS_CGLS_DENSE_DECL(SUFFIX, DATA_T)                                                 \
-    int fs_cgls_dense_normal_##SUFFIX(                                                     \
-        ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *X, ptrdiff_t ldx,                  \
-        const double *V, const double *c, const double *B, ptrdiff_t ldb, const double *w,      \
-        double *T, double *sumsq, double *usum, int nthreads, double *work);                    \
-    int fs_cgls_dense_colstats_##SUFFIX(                                                   \
-        ptrdiff_t n, ptrdiff_t p, const DATA_T *X, ptrdiff_t ldx, const double *w,              \
-        double *colsumsq, double *colsum);
+int fs_cgls_dense_normal_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *X, ptrdiff_t ldx,
+                         const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                         const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                         double *work);
+int fs_cgls_dense_normal_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *X, ptrdiff_t ldx,
+                         const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                         const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                         double *work);
+int fs_cgls_dense_colstats_d(ptrdiff_t n, ptrdiff_t p, const double *X, ptrdiff_t ldx,
+                           const double *w, double *colsumsq, double *colsum);
+int fs_cgls_dense_colstats_f(ptrdiff_t n, ptrdiff_t p, const float *X, ptrdiff_t ldx,
+                           const double *w, double *colsumsq, double *colsum);
 
-FS_CGLS_DENSE_DECL(d, double)
-FS_CGLS_DENSE_DECL(f, float)
-
-/* CSR: indptr (n + 1), indices / data (nnz); column indices must lie in [0, p). */
-#define FS_CGLS_CSR_DECL(SUFFIX, DATA_T, INDEX_T)                                          \
-    int fs_cgls_csr_normal_##SUFFIX(                                                       \
-        ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *data, const INDEX_T *indices,      \
-        const INDEX_T *indptr, const double *V, const double *c, const double *B,               \
-        ptrdiff_t ldb, const double *w, double *T, double *sumsq, double *usum, int nthreads,   \
-        double *work);                                                                          \
-    int fs_cgls_csr_colstats_##SUFFIX(                                                     \
-        ptrdiff_t n, ptrdiff_t p, const DATA_T *data, const INDEX_T *indices,                   \
-        const INDEX_T *indptr, const double *w, double *colsumsq, double *colsum);
-
-FS_CGLS_CSR_DECL(i32_d, double, int32_t)
-FS_CGLS_CSR_DECL(i64_d, double, int64_t)
-FS_CGLS_CSR_DECL(i32_f, float, int32_t)
-FS_CGLS_CSR_DECL(i64_f, float, int64_t)
+/* CSR: indptr (n + 1), indices / data (nnz); column indices must lie in [0, p). Index arrays
+ * int32 (_i32_*) or int64 (_i64_*), as scipy.sparse stores them. */
+int fs_cgls_csr_normal_i32_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
+                             const int32_t *indices, const int32_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads,
+                             double *work);
+int fs_cgls_csr_colstats_i32_d(ptrdiff_t n, ptrdiff_t p, const double *data,
+                               const int32_t *indices, const int32_t *indptr,
+                               const double *w, double *colsumsq, double *colsum);
+int fs_cgls_csr_normal_i64_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
+                             const int64_t *indices, const int64_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads,
+                             double *work);
+int fs_cgls_csr_colstats_i64_d(ptrdiff_t n, ptrdiff_t p, const double *data,
+                               const int64_t *indices, const int64_t *indptr,
+                               const double *w, double *colsumsq, double *colsum);
+int fs_cgls_csr_normal_i32_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
+                             const int32_t *indices, const int32_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads,
+                             double *work);
+int fs_cgls_csr_colstats_i32_f(ptrdiff_t n, ptrdiff_t p, const float *data,
+                               const int32_t *indices, const int32_t *indptr,
+                               const double *w, double *colsumsq, double *colsum);
+int fs_cgls_csr_normal_i64_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
+                             const int64_t *indices, const int64_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads,
+                             double *work);
+int fs_cgls_csr_colstats_i64_f(ptrdiff_t n, ptrdiff_t p, const float *data,
+                               const int64_t *indices, const int64_t *indptr,
+                               const double *w, double *colsumsq, double *colsum);
 
 #endif /* FS_CGLS_H */

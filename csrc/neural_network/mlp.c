@@ -1,30 +1,15 @@
-/* Dense-network kernels (see nn.h): instantiates nn_impl.h for double and float. */
+/* Dense-network kernels (see mlp.h): instantiates mlp_impl.h for double and float. */
 #include <math.h>
 #include <string.h>
 
-/* The portable build targets baseline x86-64 (SSE2). The optimizer steps run a square root and
- * a division per parameter on every mini-batch, which SSE2 does 2 (double) / 4 (float) at a
- * time; GCC builds AVX2 and AVX-512 clones of them (and of the per-layer elementwise passes)
- * and picks one at load time by CPU feature (ifunc; feature names, not "arch=" CPU models,
- * which an AMD CPU with AVX-512 would not match); other compilers/targets get the baseline. No FMA contraction anywhere in this
- * file, so every clone (and the baseline) rounds exactly alike: results do not depend on the
- * CPU, and they follow scikit-learn's (unfused) NumPy arithmetic. */
+/* No FMA contraction anywhere in this file, so the portable, AVX2 and AVX-512 copies of each
+ * kernel (dispatch.h) round exactly alike: results do not depend on the CPU, and they follow
+ * scikit-learn's (unfused) NumPy arithmetic. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off")
 #endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FS_NO_CLONES)
-#define FS_NN_CLONES \
-    __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FS_NN_CLONES
-#endif
-#if defined(__GNUC__)
-#define FS_NN_INLINE static inline __attribute__((always_inline))
-#else
-#define FS_NN_INLINE static inline
-#endif
 
+#include "lib/dispatch.h"
 #include "lib/activations.h"
 #include "neural_network/mlp.h"
 

@@ -1,6 +1,6 @@
 /* Dense-network kernels: fused bias + activation, activation derivatives, losses with their
  * gradients w.r.t. the output pre-activation, and fused optimizer updates over one flat
- * parameter buffer. Float and double versions (suffix _f / _d) from one template (nn_impl.h).
+ * parameter buffer. Float and double versions (suffix _f / _d) from one template (mlp_impl.h).
  *
  * Layouts: every matrix is row-major, (n rows = samples, m columns = units).
  * Flat parameter buffer of a network: [W_1, ..., W_L, b_1, ..., b_L]; the first n_decay entries

@@ -1,10 +1,10 @@
 /* LSTM / Elman RNN per-step kernels (declarations and math in recurrent.h).
  *
- * The bodies live in recurrent_impl.h, instantiated for float and double. On x86-64 with GCC or
- * Clang each public function is compiled twice, baseline and AVX2+FMA, and picks one per call
- * with __builtin_cpu_supports (a read of libgcc's CPU-feature word; no state of our own). The
- * package is built without -march flags, so this is how the gate loops get 8-wide float / 4-wide
- * double SIMD on the machines that have it while the wheel still runs everywhere.
+ * The bodies live in recurrent_impl.h, instantiated for float and double. Each public function
+ * is compiled twice, baseline and AVX2+FMA, and picks one per call (FS_DISPATCH_AVX2 of
+ * lib/dispatch.h). The package is built without -march flags, so this is how the gate loops get
+ * 8-wide float / 4-wide double SIMD on the machines that have it while the wheel still runs
+ * everywhere.
  */
 /* The gate loops contain selects (clamps, the two tanh branches) whose arms divide; GCC only
  * if-converts them into SIMD blends when it may assume FP operations don't trap. fastseq never
@@ -29,26 +29,11 @@
 #include <xmmintrin.h>   /* _mm_sfence */
 #endif
 
+#include "lib/dispatch.h"
 #include "lib/packed.h"
 #include "lib/pool.h"
 #include "recurrent/recurrent.h"
 #include "lib/vecmath.h"
-
-#if defined(__GNUC__)
-#define FS_INLINE static inline __attribute__((always_inline))
-#else
-#define FS_INLINE static inline
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FS_NO_DISPATCH)
-#define FS_HAVE_AVX2_CLONE 1
-#define FS_AVX2 __attribute__((target("avx2,fma")))
-static inline int fs_cpu_has_avx2_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#endif
 
 /* The LSTM cell update of one packed tile: rows r < mr, units u0..u0+nu of block row r:
  * pre-activations acc + bias -> activations stored to z (stride H between gates), c, h, y.
@@ -70,7 +55,7 @@ typedef void (*fs_brow_fn_f)(ptrdiff_t H, const float *a, const float *cp, const
 typedef void (*fs_brow_fn_d)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
                              const double *dy, const double *dhn, double *dcn, double *d);
 
-#ifdef FS_HAVE_AVX2_CLONE
+#ifdef FS_HAVE_X86_ISA
 #include "lib/vecmath512.h"
 /* Two passes over the tile rather than one per row: a row's update is a long dependent chain
  * (gate activations -> c -> tanh(c) -> h, ~150 cycles of latency), so one row at a time runs at
@@ -97,7 +82,7 @@ typedef void (*fs_brow_fn_d)(ptrdiff_t H, const double *a, const double *cp, con
             ST_(S, p, v);                                                                         \
     } while (0)
 #define FS_DEF_CELL512(SFX, REAL, VT, S, MASK, U)                                                 \
-    __attribute__((target("avx512f"))) static void fs_cell512_##SFX(                              \
+    static FS_TARGET_AVX512 void fs_cell512_##SFX(                              \
         int mr, int nu, REAL *acc, REAL *z, ptrdiff_t zs, ptrdiff_t H, const REAL *b,             \
         const REAL *cp, REAL *co, REAL *const *ho, REAL *const *yo)                               \
     {                                                                                             \
@@ -138,7 +123,7 @@ FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
 /* The backward cell of one row (lstm_backward_row of recurrent_impl.h, same formulas, 16 floats
  * / 8 doubles per iteration; the units past the last full vector masked). */
 #define FS_DEF_BROW512(SFX, REAL, VT, S, MASK, W)                                                 \
-    __attribute__((target("avx512f"))) static void fs_brow512_##SFX(                              \
+    static FS_TARGET_AVX512 void fs_brow512_##SFX(                              \
         ptrdiff_t H, const REAL *a, const REAL *cp, const REAL *cc, const REAL *dy,               \
         const REAL *dhn, REAL *dcn, REAL *d)                                                      \
     {                                                                                             \
@@ -228,46 +213,32 @@ static inline int fs_tile_rows(ptrdiff_t s, int nt, ptrdiff_t rows, ptrdiff_t nt
 #define EXP_BITS UINT64_C(0x7ff0000000000000)
 #include "recurrent/recurrent_impl.h"   /* undefines the parameters above */
 
-/* FS_DISPATCH(ret, public_name, body, (params), (args)): the public function, an AVX2+FMA clone
- * of `body`, and the run-time choice between them. */
-#ifdef FS_HAVE_AVX2_CLONE
-#define FS_DISPATCH(ret, name, body, params, args)                                               \
-    static FS_AVX2 ret name##_avx2 params { return body args; }                                  \
-    ret name params                                                                               \
-    {                                                                                             \
-        if (fs_cpu_has_avx2_fma())                                                                \
-            return name##_avx2 args;                                                              \
-        return body args;                                                                         \
-    }
-#else
-#define FS_DISPATCH(ret, name, body, params, args)                                               \
-    ret name params { return body args; }
-#endif
-
+/* The per-step and per-thread bodies of recurrent_impl.h run in a portable and an AVX2+FMA copy
+ * (dispatch.h); their AVX-512 paths are the explicit tile and cell kernels chosen by `isa`. */
 #define FS_RNN_FWD_PARAMS(R)                                                                     \
     (ptrdiff_t n, ptrdiff_t H, R *z, const R *bias, int relu, R *h_out, R *y_t,                  \
      ptrdiff_t y_stride, const ptrdiff_t *perm)
 #define FS_RNN_FWD_ARGS (n, H, z, bias, relu, h_out, y_t, y_stride, perm)
-FS_DISPATCH(void, fs_rnn_forward_step_f, fs_rnn_forward_step_body_f, FS_RNN_FWD_PARAMS(float),
+FS_DISPATCH_AVX2(void, fs_rnn_forward_step_f, fs_rnn_forward_step_body_f, FS_RNN_FWD_PARAMS(float),
             FS_RNN_FWD_ARGS)
-FS_DISPATCH(void, fs_rnn_forward_step_d, fs_rnn_forward_step_body_d, FS_RNN_FWD_PARAMS(double),
+FS_DISPATCH_AVX2(void, fs_rnn_forward_step_d, fs_rnn_forward_step_body_d, FS_RNN_FWD_PARAMS(double),
             FS_RNN_FWD_ARGS)
 
 #define FS_RNN_BWD_PARAMS(R)                                                                     \
     (ptrdiff_t n, ptrdiff_t H, const R *h, int relu, const R *dy_t, ptrdiff_t dy_stride,          \
      const ptrdiff_t *perm, const R *dh_next, R *dz)
 #define FS_RNN_BWD_ARGS (n, H, h, relu, dy_t, dy_stride, perm, dh_next, dz)
-FS_DISPATCH(void, fs_rnn_backward_step_f, fs_rnn_backward_step_body_f, FS_RNN_BWD_PARAMS(float),
+FS_DISPATCH_AVX2(void, fs_rnn_backward_step_f, fs_rnn_backward_step_body_f, FS_RNN_BWD_PARAMS(float),
             FS_RNN_BWD_ARGS)
-FS_DISPATCH(void, fs_rnn_backward_step_d, fs_rnn_backward_step_body_d,
+FS_DISPATCH_AVX2(void, fs_rnn_backward_step_d, fs_rnn_backward_step_body_d,
             FS_RNN_BWD_PARAMS(double), FS_RNN_BWD_ARGS)
 
-FS_DISPATCH(void, fs_column_sums_f, fs_column_sums_body_f,
+FS_DISPATCH_AVX2(void, fs_column_sums_f, fs_column_sums_body_f,
             (ptrdiff_t n, ptrdiff_t m, const float *a, float *out), (n, m, a, out))
-FS_DISPATCH(void, fs_column_sums_d, fs_column_sums_body_d,
+FS_DISPATCH_AVX2(void, fs_column_sums_d, fs_column_sums_body_d,
             (ptrdiff_t n, ptrdiff_t m, const double *a, double *out), (n, m, a, out))
-FS_DISPATCH(int, fs_all_finite_f, fs_all_finite_body_f, (ptrdiff_t n, const float *a), (n, a))
-FS_DISPATCH(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const double *a), (n, a))
+FS_DISPATCH_AVX2(int, fs_all_finite_f, fs_all_finite_body_f, (ptrdiff_t n, const float *a), (n, a))
+FS_DISPATCH_AVX2(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const double *a), (n, a))
 
 /* ---- whole-sequence LSTM on packed weights: a team of threads, each with its own sequences ---
  * The team is the sleeping worker pool of lib/pool.c (why not OpenMP: see there). Waking a
@@ -315,9 +286,9 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
 #define FS_LSTM_FWD_SEQ_ARGS                                                                      \
     (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, x, xh, y,   \
      perm, h_n, c_n)
-FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
+FS_DISPATCH_AVX2(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
             FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_fn_f, fs_cell_fn_f), FS_LSTM_FWD_SEQ_ARGS)
-FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
+FS_DISPATCH_AVX2(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
             FS_LSTM_FWD_SEQ_PARAMS(double, fs_tile_fn_d, fs_cell_fn_d), FS_LSTM_FWD_SEQ_ARGS)
 
 #define FS_LSTM_BWD_SEQ_PARAMS(R, F, BR)                                                         \
@@ -328,16 +299,16 @@ FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
 #define FS_LSTM_BWD_SEQ_ARGS                                                                      \
     (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, brow, \
      dh, dc, dgates, dx, xh, xh_packed)
-FS_DISPATCH(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
+FS_DISPATCH_AVX2(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
             FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_fn_f, fs_brow_fn_f), FS_LSTM_BWD_SEQ_ARGS)
-FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
+FS_DISPATCH_AVX2(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
             FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_fn_d, fs_brow_fn_d), FS_LSTM_BWD_SEQ_ARGS)
 
 /* The AVX-512 cells go with the AVX-512 tiles (isa 3), so forcing a lower ISA (tests) runs the
  * portable / AVX2 loops end to end. FS_SFENCE orders the forward cell's non-temporal stores. */
-#ifdef FS_HAVE_AVX2_CLONE
-#define FS_CELL512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_cell512_##SFX : NULL)
-#define FS_BROW512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_brow512_##SFX : NULL)
+#ifdef FS_HAVE_X86_ISA
+#define FS_CELL512(SFX, isa) (fs_isa_resolve(isa) == FS_ISA_AVX512 ? fs_cell512_##SFX : NULL)
+#define FS_BROW512(SFX, isa) (fs_isa_resolve(isa) == FS_ISA_AVX512 ? fs_brow512_##SFX : NULL)
 #define FS_SFENCE() _mm_sfence()
 #else
 #define FS_CELL512(SFX, isa) NULL
@@ -421,9 +392,9 @@ FS_DEF_LSTM_SEQ(d, double)
     (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L, const R *dgates,                 \
      const R *xh_packed, R *dw, R *dbias, F tile)
 #define FS_LSTM_WGRAD_ARGS (tid, nt, rows, G4, L, dgates, xh_packed, dw, dbias, tile)
-FS_DISPATCH(void, fs_lstm_wgrad_rows_f, fs_lstm_wgrad_body_f,
+FS_DISPATCH_AVX2(void, fs_lstm_wgrad_rows_f, fs_lstm_wgrad_body_f,
             FS_LSTM_WGRAD_PARAMS(float, fs_tile_fn_f), FS_LSTM_WGRAD_ARGS)
-FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
+FS_DISPATCH_AVX2(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
             FS_LSTM_WGRAD_PARAMS(double, fs_tile_fn_d), FS_LSTM_WGRAD_ARGS)
 
 #define FS_DEF_LSTM_WGRAD(SFX, R)                                                                 \

@@ -6,7 +6,7 @@
  *
  * Every body is `static inline` with always_inline so that recurrent.c can compile it twice:
  * once for the baseline ISA and once inside a function carrying
- * __attribute__((target("avx2,fma"))), chosen at run time (see FS_DISPATCH in recurrent.c).
+ * __attribute__((target("avx2,fma"))), chosen at run time (FS_DISPATCH_AVX2, lib/dispatch.h).
  * The inner loops over k are unit-stride with no branches (selects only), so they vectorise.
  */
 
