@@ -15,6 +15,8 @@
 enum fs_nn_activation { FS_ACT_IDENTITY = 0, FS_ACT_LOGISTIC = 1, FS_ACT_TANH = 2, FS_ACT_RELU = 3 };
 /* Output layer + loss pairs (canonical links: dLoss/dz = prediction - target). */
 enum fs_nn_loss { FS_LOSS_SQUARED = 0, FS_LOSS_BINARY_XENT = 1, FS_LOSS_SOFTMAX_XENT = 2 };
+/* Optimizer step kernels: fs_nn_sgd_step_* (momentum / Nesterov SGD) or fs_nn_adam_step_*. */
+enum fs_nn_solver { FS_SOLVER_SGD = 0, FS_SOLVER_ADAM = 1 };
 
 #define FS_NN_DECLARE(T, SFX)                                                                    \
     void fs_nn_bias_act_##SFX(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act);            \

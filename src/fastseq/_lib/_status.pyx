@@ -1,8 +1,8 @@
 """The C status codes of ``csrc/lib/fastseq.h`` for the Python layer: cimported from the header,
 never retyped as integers."""
 from fastseq._lib._kernels cimport (
-    FS_OK, FS_ERR_NONFINITE, FS_ERR_SINGULAR, FS_ERR_ARGUMENT,
-    FS_ERR_NOMEM, FS_ERR_NOT_CONVERGED, fs_status_message)
+    FS_OK, FS_ERR_NONFINITE, FS_ERR_SINGULAR, FS_ERR_ARGUMENT, FS_ERR_NOMEM, FS_ERR_NOT_CONVERGED,
+    fs_status_message)
 
 OK = FS_OK
 ERR_NONFINITE = FS_ERR_NONFINITE
