@@ -76,7 +76,8 @@ static inline int fs_isa_resolve(int isa)
  * compiled for AVX2+FMA on a CPU that has them and the portable compile otherwise.
  * FS_DISPATCH_AVX512: the same with a third copy for AVX-512F CPUs. `body` is an FS_INLINE
  * function. */
-#define FS_DISPATCH_AVX2(ret, name, body, params, args) FS_DISPATCH_AVX2_(ret, name, body, params, args)
+#define FS_DISPATCH_AVX2(ret, name, body, params, args)                                           \
+    FS_DISPATCH_AVX2_(ret, name, body, params, args)
 #define FS_DISPATCH_AVX512(ret, name, body, params, args)                                         \
     FS_DISPATCH_AVX512_(ret, name, body, params, args)
 /* (one level of indirection, so that `name` may itself be a macro call such as SFX(fs_x)) */

@@ -30,9 +30,10 @@ int fs_cgls_max_threads(void)
  * Per-thread scalars (sumsq, usum: k each) and the row buffer e (k) live after all slices:
  * scal_t = work + (nthreads - 1) * p * k + t * 3 * k.  The driver sizes work accordingly:
  * (nthreads - 1) * p * k + nthreads * 3 * k doubles. */
-/* `nthreads` is the layout the slices were placed with (see the bodies in cgls_impl.h); `team` <= nthreads
- * is the number of threads OpenMP actually started (fewer under OMP_THREAD_LIMIT, nesting or
- * OMP_DYNAMIC): only their slices were written, but they sit at the nthreads layout. */
+/* `nthreads` is the layout the slices were placed with (see the bodies in cgls_impl.h);
+ * `team` <= nthreads is the number of threads OpenMP actually started (fewer under
+ * OMP_THREAD_LIMIT, nesting or OMP_DYNAMIC): only their slices were written, but they sit at the
+ * nthreads layout. */
 static void cgls_reduce(ptrdiff_t p, ptrdiff_t k, int nthreads, int team, double *T,
                         double *sumsq, double *usum, double *work)
 {

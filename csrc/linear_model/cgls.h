@@ -32,51 +32,47 @@
 int fs_cgls_max_threads(void);
 
 int fs_cgls_dense_normal_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *X, ptrdiff_t ldx,
-                         const double *V, const double *c, const double *B, ptrdiff_t ldb,
-                         const double *w, double *T, double *sumsq, double *usum, int nthreads,
-                         double *work);
+                           const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                           const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                           double *work);
 int fs_cgls_dense_normal_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *X, ptrdiff_t ldx,
-                         const double *V, const double *c, const double *B, ptrdiff_t ldb,
-                         const double *w, double *T, double *sumsq, double *usum, int nthreads,
-                         double *work);
+                           const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                           const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                           double *work);
 int fs_cgls_dense_colstats_d(ptrdiff_t n, ptrdiff_t p, const double *X, ptrdiff_t ldx,
-                           const double *w, double *colsumsq, double *colsum);
+                             const double *w, double *colsumsq, double *colsum);
 int fs_cgls_dense_colstats_f(ptrdiff_t n, ptrdiff_t p, const float *X, ptrdiff_t ldx,
-                           const double *w, double *colsumsq, double *colsum);
+                             const double *w, double *colsumsq, double *colsum);
 
 /* CSR: indptr (n + 1), indices / data (nnz); column indices must lie in [0, p). Index arrays
  * int32 (_i32_*) or int64 (_i64_*), as scipy.sparse stores them. */
 int fs_cgls_csr_normal_i32_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
                              const int32_t *indices, const int32_t *indptr, const double *V,
                              const double *c, const double *B, ptrdiff_t ldb, const double *w,
-                             double *T, double *sumsq, double *usum, int nthreads,
-                             double *work);
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
 int fs_cgls_csr_colstats_i32_d(ptrdiff_t n, ptrdiff_t p, const double *data,
-                               const int32_t *indices, const int32_t *indptr,
-                               const double *w, double *colsumsq, double *colsum);
+                               const int32_t *indices, const int32_t *indptr, const double *w,
+                               double *colsumsq, double *colsum);
 int fs_cgls_csr_normal_i64_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
                              const int64_t *indices, const int64_t *indptr, const double *V,
                              const double *c, const double *B, ptrdiff_t ldb, const double *w,
-                             double *T, double *sumsq, double *usum, int nthreads,
-                             double *work);
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
 int fs_cgls_csr_colstats_i64_d(ptrdiff_t n, ptrdiff_t p, const double *data,
-                               const int64_t *indices, const int64_t *indptr,
-                               const double *w, double *colsumsq, double *colsum);
+                               const int64_t *indices, const int64_t *indptr, const double *w,
+                               double *colsumsq, double *colsum);
 int fs_cgls_csr_normal_i32_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
                              const int32_t *indices, const int32_t *indptr, const double *V,
                              const double *c, const double *B, ptrdiff_t ldb, const double *w,
-                             double *T, double *sumsq, double *usum, int nthreads,
-                             double *work);
-int fs_cgls_csr_colstats_i32_f(ptrdiff_t n, ptrdiff_t p, const float *data,
-                               const int32_t *indices, const int32_t *indptr,
-                               const double *w, double *colsumsq, double *colsum);
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i32_f(ptrdiff_t n, ptrdiff_t p, const float *data, const int32_t *indices,
+                               const int32_t *indptr, const double *w, double *colsumsq,
+                               double *colsum);
 int fs_cgls_csr_normal_i64_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
                              const int64_t *indices, const int64_t *indptr, const double *V,
                              const double *c, const double *B, ptrdiff_t ldb, const double *w,
-                             double *T, double *sumsq, double *usum, int nthreads,
-                             double *work);
-int fs_cgls_csr_colstats_i64_f(ptrdiff_t n, ptrdiff_t p, const float *data,
-                               const int64_t *indices, const int64_t *indptr,
-                               const double *w, double *colsumsq, double *colsum);
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i64_f(ptrdiff_t n, ptrdiff_t p, const float *data, const int64_t *indices,
+                               const int64_t *indptr, const double *w, double *colsumsq,
+                               double *colsum);
 
 #endif /* FS_CGLS_H */

@@ -48,8 +48,8 @@ void SFX(fs_nn_act_backward)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int
 /* delta *= f'(z) (as fs_nn_act_backward) and bias_grad[j] = sum_i delta[i, j] (as fs_nn_colsum)
  * in ONE pass over delta: the backward pass needs both, and delta is read once instead of twice.
  * The column sums accumulate row by row, in the same order as fs_nn_colsum (same rounding). */
-FS_INLINE void SFX(act_backward_colsum_body)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int act,
-                                    T *bias_grad)
+FS_INLINE void SFX(act_backward_colsum_body)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a,
+                                             int act, T *bias_grad)
 {
     for (ptrdiff_t j = 0; j < m; ++j) bias_grad[j] = (T)0;
     for (ptrdiff_t i = 0; i < n; ++i) {

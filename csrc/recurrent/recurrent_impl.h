@@ -453,20 +453,19 @@ static void SFX(fwd_share)(void *p, int tid, int nt)
 {
     const struct SFX(fwd_args) *a = (const struct SFX(fwd_args) *)p;
     SFX(lstm_forward_rows)(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,
-                               a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->x,
-                               a->xh, a->y, a->perm, a->h_n, a->c_n);
+                           a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->x,
+                           a->xh, a->y, a->perm, a->h_n, a->c_n);
     FS_SFENCE(); /* the cell's non-temporal stores are visible before the join */
 }
 
-void SFX(lstm_forward_seq)(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
-                               const ptrdiff_t *batch_sizes, REAL *gates, const REAL *bias,
-                               const REAL *w_packed, const REAL *c_init, REAL *cells, const REAL *x,
-                               REAL *xh, REAL *y, const ptrdiff_t *perm, REAL *h_n, REAL *c_n, int isa,
-                               int max_threads)
+void SFX(lstm_forward_seq)(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                           REAL *gates, const REAL *bias, const REAL *w_packed, const REAL *c_init,
+                           REAL *cells, const REAL *x, REAL *xh, REAL *y, const ptrdiff_t *perm,
+                           REAL *h_n, REAL *c_n, int isa, int max_threads)
 {
     struct SFX(fwd_args) a = {T, D, H, batch_sizes, perm, gates, cells, xh, y, h_n, c_n,
-                                  bias, w_packed, c_init, x, SFX(tile_kernel)(isa),
-                                  FS_CELL512(isa)};
+                              bias, w_packed, c_init, x, SFX(tile_kernel)(isa),
+                              FS_CELL512(isa)};
     double rows = 0;
     for (ptrdiff_t t = 0; t < T; ++t)
         rows += (double)batch_sizes[t];
@@ -488,21 +487,20 @@ static void SFX(bwd_share)(void *p, int tid, int nt)
 {
     const struct SFX(bwd_args) *a = (const struct SFX(bwd_args) *)p;
     SFX(lstm_backward_rows)(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,
-                                a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,
-                                a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx, a->xh,
-                                a->xh_packed);
+                            a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,
+                            a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx, a->xh,
+                            a->xh_packed);
 }
 
-void SFX(lstm_backward_seq)(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
-                                ptrdiff_t D, const ptrdiff_t *batch_sizes, const REAL *gates,
-                                const REAL *cells, const REAL *c_init, const REAL *dy,
-                                const ptrdiff_t *perm, const REAL *w_packed, REAL *dh, REAL *dc,
-                                REAL *dgates, REAL *dx, const REAL *xh, REAL *xh_packed, int isa,
-                                int max_threads)
+void SFX(lstm_backward_seq)(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
+                            const ptrdiff_t *batch_sizes, const REAL *gates, const REAL *cells,
+                            const REAL *c_init, const REAL *dy, const ptrdiff_t *perm,
+                            const REAL *w_packed, REAL *dh, REAL *dc, REAL *dgates, REAL *dx,
+                            const REAL *xh, REAL *xh_packed, int isa, int max_threads)
 {
     struct SFX(bwd_args) a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,
-                                  dy, w_packed, xh, dh, dc, dgates, dx, xh_packed,
-                                  SFX(tile_kernel)(isa), FS_BROW512(isa)};
+                              dy, w_packed, xh, dh, dc, dgates, dx, xh_packed,
+                              SFX(tile_kernel)(isa), FS_BROW512(isa)};
     double rows = 0;
     for (ptrdiff_t t = t0; t < t1; ++t)
         rows += (double)batch_sizes[t];
@@ -525,16 +523,15 @@ static void SFX(wgrad_share)(void *p, int tid, int nt)
 {
     const struct SFX(wgrad_args) *a = (const struct SFX(wgrad_args) *)p;
     SFX(lstm_wgrad_rows)(tid, nt, a->rows, a->G4, a->L, a->dgates, a->xh_packed, a->dw,
-                             a->dbias, a->tile);
+                         a->dbias, a->tile);
 }
 
 void SFX(lstm_weight_grads)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const REAL *dgates,
-                                const REAL *xh_packed, REAL *dw, REAL *dbias, int isa,
-                                int max_threads)
+                            const REAL *xh_packed, REAL *dw, REAL *dbias, int isa, int max_threads)
 {
     const ptrdiff_t L = D + H;
     struct SFX(wgrad_args) a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,
-                                    SFX(tile_t_kernel)(isa)};
+                                SFX(tile_t_kernel)(isa)};
     fs_pool_run(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads),
                 SFX(wgrad_share), &a);
 }
