@@ -11,22 +11,25 @@
  *
  * The mechanism: a body written once as an FS_INLINE function (always_inline), wrapped by
  * FS_DISPATCH_AVX2 / FS_DISPATCH_AVX512 into the public function plus one clone per level
- * (each clone inlines the body under its target attribute), and fs_cpu_isa() reads the CPU's
- * features per call through __builtin_cpu_supports (a load from libgcc's CPU-model word, no
- * state of our own). Chosen over GCC's target_clones (ifunc) and over function-pointer tables
- * because it is the only one of them that (a) lets a caller force a lower level (the `isa`
- * arguments the tests use to run the portable and AVX2 paths on an AVX-512 machine), (b) works
- * with GCC and Clang on any ELF/Mach-O target (target_clones needs GCC + glibc ifunc) and
- * (c) keeps an OpenMP region's outlined body under the right target: the dispatched function is
- * the per-thread loop, called from inside the parallel region (a target attribute on a function
- * does not reach the region GCC outlines from it before inlining).
+ * (each clone inlines the body under its target attribute); the public function asks
+ * fs_cpu_isa() on every call (__builtin_cpu_supports: a few loads from libgcc's CPU-model word,
+ * no state of our own, nothing next to a kernel call). Chosen over GCC's target_clones (ifunc)
+ * and over tables of function pointers filled at load time because it is the only one of them
+ * that (a) lets a caller force a lower level (the `isa` arguments the tests use to run the
+ * portable and AVX2 paths on an AVX-512 machine, via fs_isa_resolve), (b) needs no glibc ifunc
+ * and builds with GCC and Clang alike, and (c) keeps an OpenMP region's outlined body under the
+ * right target: the dispatched function is the per-thread loop, called from inside the parallel
+ * region (a target attribute on a function does not reach the region GCC outlines from it before
+ * inlining). Kernels written per level by hand (packed.c's tiles) are picked with the same
+ * fs_isa_resolve().
  * The AVX-512 level needs VL/BW/DQ as well as F because GCC uses their 256-bit EVEX forms in the
- * auto-vectorised loops (the CGLS dense loop compiles to the same instructions as under
- * "arch=x86-64-v4"; with avx512f alone it contracted fewer products into FMAs, which changes
- * rounding); the hand-written AVX-512 kernels (packed.c, vecmath512.h) use 512-bit F
- * instructions only and compile alike under both. The one CPU family this moves is Xeon Phi
- * (AVX-512F without BW/DQ/VL), which now runs the AVX2 copies. AVX2 needs FMA with it: every
- * AVX2 CPU has both, and "avx2,fma" compiles the same instructions as "arch=x86-64-v3".
+ * auto-vectorised loops: the CGLS dense loop compiles to the same instructions as under
+ * "arch=x86-64-v4", while with avx512f alone GCC 12 contracted fewer products into FMAs, which
+ * changes rounding. The hand-written AVX-512 kernels (packed.c, vecmath512.h, the LSTM cells)
+ * compile to the same arithmetic under both (only the encoding of some bitwise ops differs).
+ * The one CPU family this moves is Xeon Phi (AVX-512F without BW/DQ/VL), which runs the AVX2
+ * copies. AVX2 comes with FMA: every AVX2 CPU has both, and "avx2,fma" compiles the CGLS loop to
+ * the same instructions as "arch=x86-64-v3".
  *
  * FS_PORTABLE (CMake option FASTSEQ_PORTABLE): no clones, no intrinsics, fs_cpu_isa() returns
  * FS_ISA_PORTABLE: only the portable C paths are compiled and run.
@@ -74,7 +77,7 @@ static inline int fs_isa_resolve(int isa)
 
 /* FS_DISPATCH_AVX2(ret, name, body, (params), (args)): `ret name params`, which runs `body args`
  * compiled for AVX2+FMA on a CPU that has them and the portable compile otherwise.
- * FS_DISPATCH_AVX512: the same with a third copy for AVX-512F CPUs. `body` is an FS_INLINE
+ * FS_DISPATCH_AVX512: the same with a third copy for FS_ISA_AVX512 CPUs. `body` is an FS_INLINE
  * function. */
 #define FS_DISPATCH_AVX2(ret, name, body, params, args)                                           \
     FS_DISPATCH_AVX2_(ret, name, body, params, args)

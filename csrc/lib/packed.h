@@ -35,7 +35,7 @@ typedef void (*fs_tile_fn_d)(int mr, int nc, ptrdiff_t K, const double *A, ptrdi
 
 /* The tile kernel for this CPU. `isa` (enum fs_isa, lib/dispatch.h) forces one: 0 = best
  * available, 1 = portable C,
- * 2 = AVX2+FMA, 3 = AVX-512F (a forced ISA the CPU lacks falls back to the best available). */
+ * 2 = AVX2+FMA, 3 = AVX-512 (a forced ISA the CPU lacks falls back to the best available). */
 fs_tile_fn_f fs_tile_kernel_f(int isa);
 fs_tile_fn_d fs_tile_kernel_d(int isa);
 /* The same with the left operand transposed: C[r * NR + c] = sum_k A[k * lda + r] panel[k, c]
