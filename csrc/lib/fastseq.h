@@ -5,21 +5,21 @@
  * Cython turn a non-zero status into a Python exception after re-acquiring the GIL.
  * Sizes and indices are ptrdiff_t so that B*T*4H beyond 2^31 cannot overflow.
  */
-#ifndef FASTSEQ_H
-#define FASTSEQ_H
+#ifndef FS_H
+#define FS_H
 
 #include <stddef.h>
 
-enum fastseq_status {
-    FASTSEQ_OK = 0,
-    FASTSEQ_ERR_NONFINITE = 1,   /* a NaN or inf appeared (input, loss or gradient) */
-    FASTSEQ_ERR_SINGULAR = 2,    /* a factorization met a zero/negative pivot */
-    FASTSEQ_ERR_ARGUMENT = 3,    /* an argument is out of range (shape, index, length) */
-    FASTSEQ_ERR_NOMEM = 4,       /* workspace allocation failed (drivers only) */
-    FASTSEQ_ERR_NOT_CONVERGED = 5
+enum fs_status {
+    FS_OK = 0,
+    FS_ERR_NONFINITE = 1,   /* a NaN or inf appeared (input, loss or gradient) */
+    FS_ERR_SINGULAR = 2,    /* a factorization met a zero/negative pivot */
+    FS_ERR_ARGUMENT = 3,    /* an argument is out of range (shape, index, length) */
+    FS_ERR_NOMEM = 4,       /* workspace allocation failed (drivers only) */
+    FS_ERR_NOT_CONVERGED = 5
 };
 
 /* Human-readable text for a status code (static storage, never NULL). */
-const char *fastseq_status_message(int status);
+const char *fs_status_message(int status);
 
-#endif /* FASTSEQ_H */
+#endif /* FS_H */

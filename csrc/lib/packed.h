@@ -19,8 +19,8 @@
  * AVX2+FMA and portable C exist; fs_tile_kernel_* returns the best for the running CPU.
  * No allocation, no globals; safe to call from many threads.
  */
-#ifndef FASTSEQ_PACKED_H
-#define FASTSEQ_PACKED_H
+#ifndef FS_PACKED_H
+#define FS_PACKED_H
 
 #include <stddef.h>
 
@@ -28,19 +28,20 @@
 #define FS_TILE_NR_F 64
 #define FS_TILE_NR_D 32
 
-typedef void (*fs_tile_f_fn)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
+typedef void (*fs_tile_fn_f)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
                              const float *panel, float *C);
-typedef void (*fs_tile_d_fn)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
+typedef void (*fs_tile_fn_d)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
                              const double *panel, double *C);
 
-/* The tile kernel for this CPU. `isa` forces one: 0 = best available, 1 = portable C,
- * 2 = AVX2+FMA, 3 = AVX-512F (a forced ISA the CPU lacks falls back to the best available). */
-fs_tile_f_fn fs_tile_kernel_f(int isa);
-fs_tile_d_fn fs_tile_kernel_d(int isa);
+/* The tile kernel for this CPU. `isa` (enum fs_isa, lib/dispatch.h) forces one: 0 = best
+ * available, 1 = portable C,
+ * 2 = AVX2+FMA, 3 = AVX-512 (a forced ISA the CPU lacks falls back to the best available). */
+fs_tile_fn_f fs_tile_kernel_f(int isa);
+fs_tile_fn_d fs_tile_kernel_d(int isa);
 /* The same with the left operand transposed: C[r * NR + c] = sum_k A[k * lda + r] panel[k, c]
  * (weight gradients dgates^T @ xh without transposing dgates). */
-fs_tile_f_fn fs_tile_t_kernel_f(int isa);
-fs_tile_d_fn fs_tile_t_kernel_d(int isa);
+fs_tile_fn_f fs_tile_t_kernel_f(int isa);
+fs_tile_fn_d fs_tile_t_kernel_d(int isa);
 /* Which ISA fs_tile_kernel_*(isa) resolves to (same codes), for tests and benchmark reports. */
 int fs_tile_isa(int isa);
 
@@ -63,4 +64,4 @@ void fs_pack_row_d(ptrdiff_t K, ptrdiff_t N, const double *row, ptrdiff_t k, dou
 void fs_pack_lstm_gates_f(ptrdiff_t H, ptrdiff_t K, const float *w, float *Bp);
 void fs_pack_lstm_gates_d(ptrdiff_t H, ptrdiff_t K, const double *w, double *Bp);
 
-#endif /* FASTSEQ_PACKED_H */
+#endif /* FS_PACKED_H */

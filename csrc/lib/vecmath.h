@@ -16,14 +16,14 @@
  *            exactly; sign restored with copysign. One division per call.
  * NaN propagates (comparisons with NaN are false, so the clamps keep it).
  */
-#ifndef FASTSEQ_VECMATH_H
-#define FASTSEQ_VECMATH_H
+#ifndef FS_VECMATH_H
+#define FS_VECMATH_H
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static inline double fs_vexp(double x)
+static inline double fs_vexp_d(double x)
 {
     /* exp(709.78) overflows and exp(-708.4) is denormal: clamp so 2^n stays a normal number. */
     x = x < -708.0 ? -708.0 : x;
@@ -60,7 +60,7 @@ static inline double fs_vexp(double x)
     return p * scale;
 }
 
-static inline float fs_vexpf(float x)
+static inline float fs_vexp_f(float x)
 {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
@@ -85,13 +85,13 @@ static inline float fs_vexpf(float x)
     return p * scale;
 }
 
-static inline double fs_vsigmoid(double z) { return 1.0 / (1.0 + fs_vexp(-z)); }
-static inline float fs_vsigmoidf(float z) { return 1.0f / (1.0f + fs_vexpf(-z)); }
+static inline double fs_vsigmoid_d(double z) { return 1.0 / (1.0 + fs_vexp_d(-z)); }
+static inline float fs_vsigmoid_f(float z) { return 1.0f / (1.0f + fs_vexp_f(-z)); }
 
 /* Both branches are written as one quotient num/den so a vectorised loop pays one division:
  *   |z| <  0.625:  tanh z = z (Q + s P) / Q,  s = z^2        (Cephes' rational form)
  *   |z| >= 0.625:  tanh z = sign(z) (E - 1) / (E + 1),  E = e^{2|z|} >= e^{1.25}, no cancellation */
-static inline double fs_vtanh(double z)
+static inline double fs_vtanh_d(double z)
 {
     double a = fabs(z);
     const double s = z * z;
@@ -101,13 +101,13 @@ static inline double fs_vtanh(double z)
                      + 4.84406305325125486048e3;
     const int small = a < 0.625;
     a = a > 20.0 ? 20.0 : a;                /* tanh(20) == 1 in double */
-    const double E = fs_vexp(2.0 * a);
+    const double E = fs_vexp_d(2.0 * a);
     const double num = small ? z * (Q + s * P) : copysign(E - 1.0, z);
     const double den = small ? Q : E + 1.0;
     return num / den;
 }
 
-static inline float fs_vtanhf(float z)
+static inline float fs_vtanh_f(float z)
 {
     float a = fabsf(z);
     const float s = z * z;
@@ -116,9 +116,9 @@ static inline float fs_vtanhf(float z)
                           + 1.33314422036e-1f) * s - 3.33332819422e-1f) * s * z + z;
     const int is_small = a < 0.625f;
     a = a > 10.0f ? 10.0f : a;               /* tanhf(10) == 1 in float */
-    const float E = fs_vexpf(2.0f * a);
+    const float E = fs_vexp_f(2.0f * a);
     const float large = copysignf((E - 1.0f) / (E + 1.0f), z);
     return is_small ? small : large;
 }
 
-#endif /* FASTSEQ_VECMATH_H */
+#endif /* FS_VECMATH_H */

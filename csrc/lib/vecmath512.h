@@ -1,7 +1,7 @@
 /* exp / sigmoid / tanh on AVX-512F vectors (16 floats, 8 doubles) for the LSTM cell update that
  * follows each packed tile (recurrent.c), where the auto-vectorised scalar versions of vecmath.h
- * ran 3x slower (short unit blocks, two-branch selects). Only included on x86-64 GCC/Clang; every
- * function carries target("avx512f") and is called only after a run-time CPU check.
+ * ran 3x slower (short unit blocks, two-branch selects). Only included when FS_HAVE_X86_ISA (dispatch.h);
+ * every function carries FS_TARGET_AVX512 and is called only after a run-time CPU check.
  *
  * Same reductions and polynomials as vecmath.h; differences:
  *  - 2^n is applied with vscalefps/pd (exact, no exponent-bit arithmetic);
@@ -12,15 +12,15 @@
  *    and matches vecmath.h to ~1e-23.
  * NaN propagates: clamps are max(lo, x) / min(hi, x), which return x when x is NaN.
  */
-#ifndef FASTSEQ_VECMATH512_H
-#define FASTSEQ_VECMATH512_H
+#ifndef FS_VECMATH512_H
+#define FS_VECMATH512_H
 
 #include <immintrin.h>
 
-#define FS_512 static inline __attribute__((always_inline, target("avx512f")))
+#include "lib/dispatch.h"   /* FS_INLINE, FS_TARGET_AVX512 (included only when FS_HAVE_X86_ISA) */
 
 /* ---- float ---------------------------------------------------------------------------------- */
-FS_512 __m512 fs_exp512_ps(__m512 x)
+FS_INLINE FS_TARGET_AVX512 __m512 fs_exp512_f(__m512 x)
 {
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
     x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
@@ -40,19 +40,19 @@ FS_512 __m512 fs_exp512_ps(__m512 x)
 }
 
 /* 1/d for d >= 1 (finite or NaN): rcp14 + one Newton step r (2 - d r). */
-FS_512 __m512 fs_recip512_ps(__m512 d)
+FS_INLINE FS_TARGET_AVX512 __m512 fs_recip512_f(__m512 d)
 {
     const __m512 r = _mm512_rcp14_ps(d);
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
-FS_512 __m512 fs_sigmoid512_ps(__m512 z)
+FS_INLINE FS_TARGET_AVX512 __m512 fs_sigmoid512_f(__m512 z)
 {
-    const __m512 e = fs_exp512_ps(_mm512_sub_ps(_mm512_setzero_ps(), z));
-    return fs_recip512_ps(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __m512 e = fs_exp512_f(_mm512_sub_ps(_mm512_setzero_ps(), z));
+    return fs_recip512_f(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-FS_512 __m512 fs_tanh512_ps(__m512 z)
+FS_INLINE FS_TARGET_AVX512 __m512 fs_tanh512_f(__m512 z)
 {
     const __m512i sign_bit = _mm512_set1_epi32((int)0x80000000u);
     const __m512 a = _mm512_abs_ps(z);
@@ -65,10 +65,10 @@ FS_512 __m512 fs_tanh512_ps(__m512 z)
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-3.33332819422e-1f));
     const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, s), z, z);
     /* otherwise 1 - 2 / (e^{2|z|} + 1), |z| clamped at 10 (tanhf(10) == 1), sign of z */
-    const __m512 e = fs_exp512_ps(_mm512_add_ps(_mm512_min_ps(_mm512_set1_ps(10.0f), a),
+    const __m512 e = fs_exp512_f(_mm512_add_ps(_mm512_min_ps(_mm512_set1_ps(10.0f), a),
                                                 _mm512_min_ps(_mm512_set1_ps(10.0f), a)));
     const __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f),
-                                      fs_recip512_ps(_mm512_add_ps(e, _mm512_set1_ps(1.0f))),
+                                      fs_recip512_f(_mm512_add_ps(e, _mm512_set1_ps(1.0f))),
                                       _mm512_set1_ps(1.0f));
     const __m512 large = _mm512_castsi512_ps(_mm512_or_si512(
         _mm512_castps_si512(t), _mm512_and_si512(_mm512_castps_si512(z), sign_bit)));
@@ -77,7 +77,7 @@ FS_512 __m512 fs_tanh512_ps(__m512 z)
 }
 
 /* ---- double --------------------------------------------------------------------------------- */
-FS_512 __m512d fs_exp512_pd(__m512d x)
+FS_INLINE FS_TARGET_AVX512 __m512d fs_exp512_d(__m512d x)
 {
     x = _mm512_max_pd(_mm512_set1_pd(-708.0), x);
     x = _mm512_min_pd(_mm512_set1_pd(708.0), x);
@@ -94,13 +94,13 @@ FS_512 __m512d fs_exp512_pd(__m512d x)
     return _mm512_scalef_pd(p, n);
 }
 
-FS_512 __m512d fs_sigmoid512_pd(__m512d z)
+FS_INLINE FS_TARGET_AVX512 __m512d fs_sigmoid512_d(__m512d z)
 {
-    const __m512d e = fs_exp512_pd(_mm512_sub_pd(_mm512_setzero_pd(), z));
+    const __m512d e = fs_exp512_d(_mm512_sub_pd(_mm512_setzero_pd(), z));
     return _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(_mm512_set1_pd(1.0), e));
 }
 
-FS_512 __m512d fs_tanh512_pd(__m512d z)
+FS_INLINE FS_TARGET_AVX512 __m512d fs_tanh512_d(__m512d z)
 {
     const __m512i sign_bit = _mm512_set1_epi64((long long)0x8000000000000000ull);
     const __m512d a = _mm512_abs_pd(z);
@@ -115,7 +115,7 @@ FS_512 __m512d fs_tanh512_pd(__m512d z)
                         _mm512_set1_pd(2.23548839060100448583e3)),
         s, _mm512_set1_pd(4.84406305325125486048e3));
     const __m512d ac = _mm512_min_pd(_mm512_set1_pd(20.0), a);
-    const __m512d E = fs_exp512_pd(_mm512_add_pd(ac, ac));
+    const __m512d E = fs_exp512_d(_mm512_add_pd(ac, ac));
     const __m512d em1 = _mm512_castsi512_pd(_mm512_or_si512(
         _mm512_castpd_si512(_mm512_sub_pd(E, _mm512_set1_pd(1.0))),
         _mm512_and_si512(_mm512_castpd_si512(z), sign_bit)));
@@ -126,4 +126,4 @@ FS_512 __m512d fs_tanh512_pd(__m512d z)
     return _mm512_div_pd(num, den);
 }
 
-#endif /* FASTSEQ_VECMATH512_H */
+#endif /* FS_VECMATH512_H */

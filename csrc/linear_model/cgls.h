@@ -18,10 +18,10 @@
  * Matrix data is float or double; every accumulation is in double. `nthreads` > 1 (OpenMP)
  * splits the rows; each extra thread accumulates into its own p x k slice of `work`
  * ((nthreads - 1) * p * k doubles), reduced into T at the end. Without OpenMP it runs serially.
- * All functions return FASTSEQ_OK or FASTSEQ_ERR_ARGUMENT.
+ * All functions return FS_OK or FS_ERR_ARGUMENT.
  */
-#ifndef FASTSEQ_CGLS_H
-#define FASTSEQ_CGLS_H
+#ifndef FS_CGLS_H
+#define FS_CGLS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,34 +29,50 @@
 #include "lib/fastseq.h"
 
 /* Number of threads the kernels may use (1 without OpenMP). */
-int fastseq_cgls_max_threads(void);
+int fs_cgls_max_threads(void);
 
-#define FASTSEQ_CGLS_DENSE_DECL(SUFFIX, DATA_T)                                                 \
-    int fastseq_cgls_dense_normal_##SUFFIX(                                                     \
-        ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *X, ptrdiff_t ldx,                  \
-        const double *V, const double *c, const double *B, ptrdiff_t ldb, const double *w,      \
-        double *T, double *sumsq, double *usum, int nthreads, double *work);                    \
-    int fastseq_cgls_dense_colstats_##SUFFIX(                                                   \
-        ptrdiff_t n, ptrdiff_t p, const DATA_T *X, ptrdiff_t ldx, const double *w,              \
-        double *colsumsq, double *colsum);
+int fs_cgls_dense_normal_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *X, ptrdiff_t ldx,
+                           const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                           const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                           double *work);
+int fs_cgls_dense_normal_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *X, ptrdiff_t ldx,
+                           const double *V, const double *c, const double *B, ptrdiff_t ldb,
+                           const double *w, double *T, double *sumsq, double *usum, int nthreads,
+                           double *work);
+int fs_cgls_dense_colstats_d(ptrdiff_t n, ptrdiff_t p, const double *X, ptrdiff_t ldx,
+                             const double *w, double *colsumsq, double *colsum);
+int fs_cgls_dense_colstats_f(ptrdiff_t n, ptrdiff_t p, const float *X, ptrdiff_t ldx,
+                             const double *w, double *colsumsq, double *colsum);
 
-FASTSEQ_CGLS_DENSE_DECL(d, double)
-FASTSEQ_CGLS_DENSE_DECL(s, float)
+/* CSR: indptr (n + 1), indices / data (nnz); column indices must lie in [0, p). Index arrays
+ * int32 (_i32_*) or int64 (_i64_*), as scipy.sparse stores them. */
+int fs_cgls_csr_normal_i32_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
+                             const int32_t *indices, const int32_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i32_d(ptrdiff_t n, ptrdiff_t p, const double *data,
+                               const int32_t *indices, const int32_t *indptr, const double *w,
+                               double *colsumsq, double *colsum);
+int fs_cgls_csr_normal_i64_d(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const double *data,
+                             const int64_t *indices, const int64_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i64_d(ptrdiff_t n, ptrdiff_t p, const double *data,
+                               const int64_t *indices, const int64_t *indptr, const double *w,
+                               double *colsumsq, double *colsum);
+int fs_cgls_csr_normal_i32_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
+                             const int32_t *indices, const int32_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i32_f(ptrdiff_t n, ptrdiff_t p, const float *data, const int32_t *indices,
+                               const int32_t *indptr, const double *w, double *colsumsq,
+                               double *colsum);
+int fs_cgls_csr_normal_i64_f(ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const float *data,
+                             const int64_t *indices, const int64_t *indptr, const double *V,
+                             const double *c, const double *B, ptrdiff_t ldb, const double *w,
+                             double *T, double *sumsq, double *usum, int nthreads, double *work);
+int fs_cgls_csr_colstats_i64_f(ptrdiff_t n, ptrdiff_t p, const float *data, const int64_t *indices,
+                               const int64_t *indptr, const double *w, double *colsumsq,
+                               double *colsum);
 
-/* CSR: indptr (n + 1), indices / data (nnz); column indices must lie in [0, p). */
-#define FASTSEQ_CGLS_CSR_DECL(SUFFIX, DATA_T, INDEX_T)                                          \
-    int fastseq_cgls_csr_normal_##SUFFIX(                                                       \
-        ptrdiff_t n, ptrdiff_t p, ptrdiff_t k, const DATA_T *data, const INDEX_T *indices,      \
-        const INDEX_T *indptr, const double *V, const double *c, const double *B,               \
-        ptrdiff_t ldb, const double *w, double *T, double *sumsq, double *usum, int nthreads,   \
-        double *work);                                                                          \
-    int fastseq_cgls_csr_colstats_##SUFFIX(                                                     \
-        ptrdiff_t n, ptrdiff_t p, const DATA_T *data, const INDEX_T *indices,                   \
-        const INDEX_T *indptr, const double *w, double *colsumsq, double *colsum);
-
-FASTSEQ_CGLS_CSR_DECL(d32, double, int32_t)
-FASTSEQ_CGLS_CSR_DECL(d64, double, int64_t)
-FASTSEQ_CGLS_CSR_DECL(s32, float, int32_t)
-FASTSEQ_CGLS_CSR_DECL(s64, float, int64_t)
-
-#endif /* FASTSEQ_CGLS_H */
+#endif /* FS_CGLS_H */

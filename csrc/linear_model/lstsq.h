@@ -13,28 +13,28 @@
  * means are large compared to the spread (X'X - n mu mu' would cancel catastrophically).
  * float32 inputs are widened to float64 here: all accumulation is float64.
  */
-#ifndef FASTSEQ_LSTSQ_H
-#define FASTSEQ_LSTSQ_H
+#ifndef FS_LSTSQ_H
+#define FS_LSTSQ_H
 
 #include <stddef.h>
 
 /* acc[j] += sum_i w[i] * x[i*ldx + j] for i < nrows, j < p (w == NULL: unit weights). */
-void fastseq_lsq_wcolsum_d(const double *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
+void fs_lsq_wcolsum_d(const double *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
                            const double *w, double *acc);
-void fastseq_lsq_wcolsum_s(const float *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
+void fs_lsq_wcolsum_f(const float *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
                            const double *w, double *acc);
 
 /* Pack rows [0, nrows) of row-major x (ld ldx) and y (ld ldy, float64) into the column-major
  * float64 block out (leading dimension ldo >= nrows), as in the header comment.
  * xmean / ymean may be NULL (no centering), sqrtw may be NULL (unit weights), k may be 0
- * (y unused). Returns FASTSEQ_OK or FASTSEQ_ERR_ARGUMENT. */
-int fastseq_lsq_pack_d(const double *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
+ * (y unused). Returns FS_OK or FS_ERR_ARGUMENT. */
+int fs_lsq_pack_d(const double *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
                        ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
                        const double *xmean, const double *ymean, const double *sqrtw,
                        double *out, ptrdiff_t ldo);
-int fastseq_lsq_pack_s(const float *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
+int fs_lsq_pack_f(const float *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
                        ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
                        const double *xmean, const double *ymean, const double *sqrtw,
                        double *out, ptrdiff_t ldo);
 
-#endif /* FASTSEQ_LSTSQ_H */
+#endif /* FS_LSTSQ_H */

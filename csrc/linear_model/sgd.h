@@ -11,8 +11,8 @@
  *   R (m, k)        residuals, row-major
  * Losses are accumulated in double for both precisions.
  */
-#ifndef FASTSEQ_SGD_H
-#define FASTSEQ_SGD_H
+#ifndef FS_SGD_H
+#define FS_SGD_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -78,4 +78,4 @@ void fs_sgd_prefetch_csr(ptrdiff_t m_next, const ptrdiff_t *next, ptrdiff_t m_af
 int fs_all_finite_d(ptrdiff_t len, const double *x);
 int fs_all_finite_f(ptrdiff_t len, const float *x);
 
-#endif /* FASTSEQ_SGD_H */
+#endif /* FS_SGD_H */

@@ -1,8 +1,8 @@
-/* Template body of nn.c, included once per floating type with T, SFX(name), FEXP, FLOG, FLOG1P,
+/* Template body of mlp.c, included once per floating type with T, SFX(name), FEXP, FLOG, FLOG1P,
  * FABS, FSQRT, SIGMOID, TANH, DSIGMOID, DTANH defined. Not a public header. */
 
 /* z[i, j] = act(z[i, j] + b[j]) in place: the GEMM X @ W has already been written to z. */
-FS_NN_CLONES void SFX(fs_nn_bias_act)(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act)
+FS_INLINE void SFX(bias_act_body)(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act)
 {
     for (ptrdiff_t i = 0; i < n; ++i) {
         T *row = z + i * m;
@@ -48,8 +48,8 @@ void SFX(fs_nn_act_backward)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int
 /* delta *= f'(z) (as fs_nn_act_backward) and bias_grad[j] = sum_i delta[i, j] (as fs_nn_colsum)
  * in ONE pass over delta: the backward pass needs both, and delta is read once instead of twice.
  * The column sums accumulate row by row, in the same order as fs_nn_colsum (same rounding). */
-FS_NN_CLONES void SFX(fs_nn_act_backward_colsum)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int act,
-                                    T *bias_grad)
+FS_INLINE void SFX(act_backward_colsum_body)(ptrdiff_t n, ptrdiff_t m, T *delta, const T *a,
+                                             int act, T *bias_grad)
 {
     for (ptrdiff_t j = 0; j < m; ++j) bias_grad[j] = (T)0;
     for (ptrdiff_t i = 0; i < n; ++i) {
@@ -123,7 +123,7 @@ void SFX(fs_nn_colsum)(ptrdiff_t n, ptrdiff_t m, const T *x, T *out)
  * Both cross-entropies never take log of a probability, so they stay finite for any finite z.
  * If bias_grad is not NULL (requires delta), it receives the column sums of delta (the output
  * layer's bias gradient), accumulated row by row as fs_nn_colsum does, in the same pass.
- * Returns FASTSEQ_ERR_NONFINITE if the summed loss is not finite. */
+ * Returns FS_ERR_NONFINITE if the summed loss is not finite. */
 int SFX(fs_nn_loss_grad)(int loss, ptrdiff_t n, ptrdiff_t m, const T *z, const T *y,
                          T *delta, T scale, double *loss_sum, T *bias_grad)
 {
@@ -176,7 +176,7 @@ int SFX(fs_nn_loss_grad)(int loss, ptrdiff_t n, ptrdiff_t m, const T *z, const T
         }
     }
     *loss_sum = total;
-    return isfinite(total) ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return isfinite(total) ? FS_OK : FS_ERR_NONFINITE;
 }
 
 /* Output activation in place: identity (squared loss), sigmoid (binary xent), softmax rows. */
@@ -215,10 +215,10 @@ void SFX(fs_nn_output)(int loss, ptrdiff_t n, ptrdiff_t m, T *z)
  *   v   = momentum v - lr g'
  *   w  += v                          (classical)
  *   w  += momentum v - lr g'         (Nesterov)
- * gscale carries gradient clipping. Returns FASTSEQ_ERR_NONFINITE if any new w is not finite.
+ * gscale carries gradient clipping. Returns FS_ERR_NONFINITE if any new w is not finite.
  * If w_sq is not NULL it receives sum of the new w[k]^2 over k < n_decay.
  * The range is split at n_decay so each loop is branch-free. */
-FS_NN_INLINE T SFX(sgd_one)(T *restrict w, T *restrict velocity, const T *restrict g,
+FS_INLINE T SFX(sgd_one)(T *restrict w, T *restrict velocity, const T *restrict g,
                              ptrdiff_t k, T gscale, T decay, T lr, T momentum, T mu_n, T lr_n,
                              int nesterov)
 {
@@ -232,7 +232,7 @@ FS_NN_INLINE T SFX(sgd_one)(T *restrict w, T *restrict velocity, const T *restri
     return wn;
 }
 
-FS_NN_INLINE T SFX(sgd_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *restrict velocity,
+FS_INLINE T SFX(sgd_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *restrict velocity,
                         const T *restrict g, T gscale, T decay, T lr, T momentum, int nesterov,
                         T *sq)
 {
@@ -263,7 +263,7 @@ FS_NN_INLINE T SFX(sgd_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *rest
     return st;
 }
 
-FS_NN_CLONES int SFX(fs_nn_sgd_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *velocity, const T *g,
+FS_INLINE int SFX(sgd_step_body)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *velocity, const T *g,
                         T gscale, T decay, T lr, T momentum, int nesterov, T *w_sq)
 {
     T q_decay, q_rest;
@@ -272,7 +272,7 @@ FS_NN_CLONES int SFX(fs_nn_sgd_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *ve
     s += SFX(sgd_range)(n_decay, n, w, velocity, g, gscale, (T)0, lr, momentum, nesterov,
                         &q_rest);
     if (w_sq) *w_sq = q_decay;
-    return s == (T)0 ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return s == (T)0 ? FS_OK : FS_ERR_NONFINITE;
 }
 
 /* Adam (Kingma & Ba), as scikit-learn's AdamOptimizer, with the bias correction folded into
@@ -280,7 +280,7 @@ FS_NN_CLONES int SFX(fs_nn_sgd_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *ve
  *   g'  = gscale g + decay w            m1 = beta1 m1 + (1 - beta1) g'
  *   m2  = beta2 m2 + (1 - beta2) g'^2   w -= lr_t m1 / (sqrt(m2) + eps)
  * Status and w_sq as fs_nn_sgd_step.                                                         */
-FS_NN_INLINE T SFX(adam_one)(T *restrict w, T *restrict m1, T *restrict m2,
+FS_INLINE T SFX(adam_one)(T *restrict w, T *restrict m1, T *restrict m2,
                               const T *restrict g, ptrdiff_t k, T gscale, T decay, T lr_t,
                               T beta1, T beta2, T c1, T c2, T eps)
 {
@@ -294,7 +294,7 @@ FS_NN_INLINE T SFX(adam_one)(T *restrict w, T *restrict m1, T *restrict m2,
     return wn;
 }
 
-FS_NN_INLINE T SFX(adam_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *restrict m1,
+FS_INLINE T SFX(adam_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *restrict m1,
                          T *restrict m2, const T *restrict g, T gscale, T decay, T lr_t,
                          T beta1, T beta2, T eps, T *sq)
 {
@@ -325,7 +325,7 @@ FS_NN_INLINE T SFX(adam_range)(ptrdiff_t lo, ptrdiff_t hi, T *restrict w, T *res
     return st;
 }
 
-FS_NN_CLONES int SFX(fs_nn_adam_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m1, T *m2, const T *g,
+FS_INLINE int SFX(adam_step_body)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m1, T *m2, const T *g,
                          T gscale, T decay, T lr_t, T beta1, T beta2, T eps, T *w_sq)
 {
     T q_decay, q_rest;
@@ -334,5 +334,22 @@ FS_NN_CLONES int SFX(fs_nn_adam_step)(ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m
     s += SFX(adam_range)(n_decay, n, w, m1, m2, g, gscale, (T)0, lr_t, beta1, beta2, eps,
                          &q_rest);
     if (w_sq) *w_sq = q_decay;
-    return s == (T)0 ? FASTSEQ_OK : FASTSEQ_ERR_NONFINITE;
+    return s == (T)0 ? FS_OK : FS_ERR_NONFINITE;
 }
+
+/* The public functions: the bodies above in a portable, an AVX2 and an AVX-512 copy (dispatch.h).
+ * The optimizer steps run a square root and a division per parameter on every mini-batch, which
+ * SSE2 does 2 (double) / 4 (float) at a time. */
+FS_DISPATCH_AVX512(void, SFX(fs_nn_bias_act), SFX(bias_act_body),
+                   (ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act), (n, m, z, b, act))
+FS_DISPATCH_AVX512(void, SFX(fs_nn_act_backward_colsum), SFX(act_backward_colsum_body),
+                   (ptrdiff_t n, ptrdiff_t m, T *delta, const T *a, int act, T *bias_grad),
+                   (n, m, delta, a, act, bias_grad))
+FS_DISPATCH_AVX512(int, SFX(fs_nn_sgd_step), SFX(sgd_step_body),
+                   (ptrdiff_t n, ptrdiff_t n_decay, T *w, T *velocity, const T *g, T gscale,
+                    T decay, T lr, T momentum, int nesterov, T *w_sq),
+                   (n, n_decay, w, velocity, g, gscale, decay, lr, momentum, nesterov, w_sq))
+FS_DISPATCH_AVX512(int, SFX(fs_nn_adam_step), SFX(adam_step_body),
+                   (ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m1, T *m2, const T *g, T gscale,
+                    T decay, T lr_t, T beta1, T beta2, T eps, T *w_sq),
+                   (n, n_decay, w, m1, m2, g, gscale, decay, lr_t, beta1, beta2, eps, w_sq))

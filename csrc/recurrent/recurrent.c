@@ -1,10 +1,10 @@
 /* LSTM / Elman RNN per-step kernels (declarations and math in recurrent.h).
  *
- * The bodies live in recurrent_impl.h, instantiated for float and double. On x86-64 with GCC or
- * Clang each public function is compiled twice, baseline and AVX2+FMA, and picks one per call
- * with __builtin_cpu_supports (a read of libgcc's CPU-feature word; no state of our own). The
- * package is built without -march flags, so this is how the gate loops get 8-wide float / 4-wide
- * double SIMD on the machines that have it while the wheel still runs everywhere.
+ * The bodies live in recurrent_impl.h, instantiated for float and double. Each public function
+ * is compiled twice, baseline and AVX2+FMA, and picks one per call (FS_DISPATCH_AVX2 of
+ * lib/dispatch.h). The package is built without -march flags, so this is how the gate loops get
+ * 8-wide float / 4-wide double SIMD on the machines that have it while the wheel still runs
+ * everywhere.
  */
 /* The gate loops contain selects (clamps, the two tanh branches) whose arms divide; GCC only
  * if-converts them into SIMD blends when it may assume FP operations don't trap. fastseq never
@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -27,30 +26,14 @@
 #include <omp.h>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#else
-#include <fenv.h>
+#include <xmmintrin.h>   /* _mm_sfence */
 #endif
 
+#include "lib/dispatch.h"
 #include "lib/packed.h"
+#include "lib/pool.h"
 #include "recurrent/recurrent.h"
 #include "lib/vecmath.h"
-
-#if defined(__GNUC__)
-#define FS_INLINE static inline __attribute__((always_inline))
-#else
-#define FS_INLINE static inline
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTSEQ_NO_DISPATCH)
-#define FS_HAVE_AVX2_CLONE 1
-#define FS_AVX2 __attribute__((target("avx2,fma")))
-static inline int fs_cpu_has_avx2_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#endif
 
 /* The LSTM cell update of one packed tile: rows r < mr, units u0..u0+nu of block row r:
  * pre-activations acc + bias -> activations stored to z (stride H between gates), c, h, y.
@@ -58,118 +41,42 @@ static inline int fs_cpu_has_avx2_fma(void)
  * activations). z, cp, co: row r at
  * + r * zs / r * H. ho[r], yo[r]: where row r's h goes.
  * A NULL cell function means the portable per-row loop of recurrent_impl.h. */
-typedef void (*fs_cell_f_fn)(int mr, int nu, float *acc, float *z, ptrdiff_t zs,
+typedef void (*fs_cell_fn_f)(int mr, int nu, float *acc, float *z, ptrdiff_t zs,
                              ptrdiff_t H, const float *b, const float *cp, float *co,
                              float *const *ho, float *const *yo);
-typedef void (*fs_cell_d_fn)(int mr, int nu, double *acc, double *z, ptrdiff_t zs,
+typedef void (*fs_cell_fn_d)(int mr, int nu, double *acc, double *z, ptrdiff_t zs,
                              ptrdiff_t H, const double *b, const double *cp, double *co,
                              double *const *ho, double *const *yo);
 /* The backward cell of one row: a = [i f g o] activations (stride H), cp / cc = c_{t-1} / c_t,
  * dy, dhn = dL/dh_t from y and from step t+1, dcn: in dL/dc_t from step t+1, out dL/dc_{t-1};
  * d = the row of dgates. NULL: the portable loop of recurrent_impl.h. */
-typedef void (*fs_brow_f_fn)(ptrdiff_t H, const float *a, const float *cp, const float *cc,
+typedef void (*fs_brow_fn_f)(ptrdiff_t H, const float *a, const float *cp, const float *cc,
                              const float *dy, const float *dhn, float *dcn, float *d);
-typedef void (*fs_brow_d_fn)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
+typedef void (*fs_brow_fn_d)(ptrdiff_t H, const double *a, const double *cp, const double *cc,
                              const double *dy, const double *dhn, double *dcn, double *d);
 
-#ifdef FS_HAVE_AVX2_CLONE
+#ifdef FS_HAVE_X86_ISA
 #include "lib/vecmath512.h"
-/* Two passes over the tile rather than one per row: a row's update is a long dependent chain
- * (gate activations -> c -> tanh(c) -> h, ~150 cycles of latency), so one row at a time runs at
- * a third of the core's throughput; in two passes every iteration is independent of the last
- * and the out-of-order core overlaps them. Pass 2 re-reads the activations from L1. */
 /* Masked loads/stores only for a partial unit block: on AMD Zen 4 a masked 512-bit store costs
  * several times a plain one. */
-#define LD_(S, p) (full ? _mm512_loadu_##S(p) : _mm512_maskz_loadu_##S(m, p))
-#define ST_(S, p, v)                                                                                \
-    do {                                                                                          \
-        if (full)                                                                                 \
-            _mm512_storeu_##S(p, v);                                                              \
-        else                                                                                      \
-            _mm512_mask_storeu_##S(p, m, v);                                                      \
+#define LD512(p) (full ? V512(loadu)(p) : V512(maskz_loadu)(m, p))
+#define ST512(p, v)                                                                                \
+    do {                                                                                           \
+        if (full)                                                                                  \
+            V512(storeu)(p, v);                                                                    \
+        else                                                                                       \
+            V512(mask_storeu)(p, m, v);                                                            \
     } while (0)
 /* Stores of values no later step of this forward reads (the activations, y): with a full
  * block and a 64-byte aligned address, non-temporal, so the big gates / y arrays are written
  * without first being read into the cache (nothing reads them before the call returns). */
-#define STNT_(S, p, v)                                                                            \
-    do {                                                                                          \
-        if (full && ((uintptr_t)(p) & 63) == 0)                                                   \
-            _mm512_stream_##S(p, v);                                                              \
-        else                                                                                      \
-            ST_(S, p, v);                                                                         \
+#define STNT512(p, v)                                                                              \
+    do {                                                                                           \
+        if (full && ((uintptr_t)(p) & 63) == 0)                                                    \
+            V512(stream)(p, v);                                                                    \
+        else                                                                                       \
+            ST512(p, v);                                                                           \
     } while (0)
-#define FS_DEF_CELL512(SFX, REAL, VT, S, MASK, U)                                                 \
-    __attribute__((target("avx512f"))) static void fs_cell512_##SFX(                              \
-        int mr, int nu, REAL *acc, REAL *z, ptrdiff_t zs, ptrdiff_t H, const REAL *b,             \
-        const REAL *cp, REAL *co, REAL *const *ho, REAL *const *yo)                               \
-    {                                                                                             \
-        const MASK m = (MASK)(nu >= U ? ~0u : (1u << nu) - 1u);                                   \
-        const int full = nu >= U;                                                                 \
-        VT bq[4];                                                                                 \
-        for (int q = 0; q < 4; ++q)                                                               \
-            bq[q] = LD_(S, b + q * H);                                                            \
-        for (int r = 0; r < mr; ++r) {   /* pass 1: activations, in place in the tile */          \
-            REAL *ar = acc + r * 4 * U;                                                           \
-            VT pre[4];                                                                            \
-            for (int q = 0; q < 4; ++q)                                                           \
-                pre[q] = _mm512_add_##S(_mm512_loadu_##S(ar + q * U), bq[q]);                     \
-            _mm512_storeu_##S(ar, fs_sigmoid512_##S(pre[0]));                                     \
-            _mm512_storeu_##S(ar + U, fs_sigmoid512_##S(pre[1]));                                 \
-            _mm512_storeu_##S(ar + 2 * U, fs_tanh512_##S(pre[2]));                                \
-            _mm512_storeu_##S(ar + 3 * U, fs_sigmoid512_##S(pre[3]));                             \
-        }                                                                                         \
-        for (int r = 0; r < mr; ++r) {   /* pass 2: c, h; activations out to z */                 \
-            const REAL *ar = acc + r * 4 * U;                                                     \
-            REAL *zr = z + r * zs;                                                                \
-            const VT i = _mm512_loadu_##S(ar), f = _mm512_loadu_##S(ar + U);                      \
-            const VT g = _mm512_loadu_##S(ar + 2 * U), o = _mm512_loadu_##S(ar + 3 * U);          \
-            const VT c = _mm512_fmadd_##S(f, LD_(S, cp + r * H), _mm512_mul_##S(i, g));           \
-            const VT h = _mm512_mul_##S(o, fs_tanh512_##S(c));                                    \
-            STNT_(S, zr, i);                                                                      \
-            STNT_(S, zr + H, f);                                                                  \
-            STNT_(S, zr + 2 * H, g);                                                              \
-            STNT_(S, zr + 3 * H, o);                                                              \
-            ST_(S, co + r * H, c);                                                                \
-            ST_(S, ho[r], h);                                                                     \
-            STNT_(S, yo[r], h);                                                                   \
-        }                                                                                         \
-    }
-FS_DEF_CELL512(f, float, __m512, ps, __mmask16, 16)
-FS_DEF_CELL512(d, double, __m512d, pd, __mmask8, 8)
-
-/* The backward cell of one row (lstm_backward_row of recurrent_impl.h, same formulas, 16 floats
- * / 8 doubles per iteration; the units past the last full vector masked). */
-#define FS_DEF_BROW512(SFX, REAL, VT, S, MASK, W)                                                 \
-    __attribute__((target("avx512f"))) static void fs_brow512_##SFX(                              \
-        ptrdiff_t H, const REAL *a, const REAL *cp, const REAL *cc, const REAL *dy,               \
-        const REAL *dhn, REAL *dcn, REAL *d)                                                      \
-    {                                                                                             \
-        const VT one = _mm512_set1_##S(1);                                                        \
-        for (ptrdiff_t k = 0; k < H; k += W) {                                                    \
-            const int full = H - k >= W;                                                          \
-            const MASK m = (MASK)(full ? ~0u : (1u << (H - k)) - 1u);                             \
-            const VT i = LD_(S, a + k), f = LD_(S, a + H + k);                                    \
-            const VT g = LD_(S, a + 2 * H + k), o = LD_(S, a + 3 * H + k);                        \
-            const VT tc = fs_tanh512_##S(LD_(S, cc + k));                                         \
-            const VT dh = _mm512_add_##S(LD_(S, dhn + k), LD_(S, dy + k));                        \
-            const VT dc = _mm512_fmadd_##S(_mm512_mul_##S(dh, o),                                 \
-                                           _mm512_fnmadd_##S(tc, tc, one), LD_(S, dcn + k));      \
-            ST_(S, d + k, _mm512_mul_##S(_mm512_mul_##S(dc, g),                                   \
-                                         _mm512_mul_##S(i, _mm512_sub_##S(one, i))));             \
-            ST_(S, d + H + k, _mm512_mul_##S(_mm512_mul_##S(dc, LD_(S, cp + k)),                  \
-                                             _mm512_mul_##S(f, _mm512_sub_##S(one, f))));         \
-            ST_(S, d + 2 * H + k, _mm512_mul_##S(_mm512_mul_##S(dc, i),                           \
-                                                 _mm512_fnmadd_##S(g, g, one)));                  \
-            ST_(S, d + 3 * H + k, _mm512_mul_##S(_mm512_mul_##S(dh, tc),                          \
-                                                 _mm512_mul_##S(o, _mm512_sub_##S(one, o))));     \
-            ST_(S, dcn + k, _mm512_mul_##S(dc, f));                                               \
-        }                                                                                         \
-    }
-FS_DEF_BROW512(f, float, __m512, ps, __mmask16, 16)
-FS_DEF_BROW512(d, double, __m512d, pd, __mmask8, 8)
-#undef LD_
-#undef ST_
-#undef STNT_
 #endif
 
 /* Row tiles of a team: `rows` rows cut into nt * ceil(rows / (nt * MR)) tiles of near-equal size
@@ -200,85 +107,10 @@ static inline int fs_tile_rows(ptrdiff_t s, int nt, ptrdiff_t rows, ptrdiff_t nt
     return end > lo ? (int)(end - lo) : 0;
 }
 
-/* ---- float ---------------------------------------------------------------------------------- */
-#define REAL float
-#define SFX(name) fs_##name##_f
-#define VSIGMOID fs_vsigmoidf
-#define VTANH fs_vtanhf
-#define ONE 1.0f
-#define ZERO 0.0f
-#define TILE_FN fs_tile_f_fn
-#define CELL_FN fs_cell_f_fn
-#define BROW_FN fs_brow_f_fn
-#define TILE_NR FS_TILE_NR_F
-#define UINT uint32_t
-#define EXP_BITS UINT32_C(0x7f800000)
-#include "recurrent/recurrent_impl.h"   /* undefines the parameters above */
-
-/* ---- double --------------------------------------------------------------------------------- */
-#define REAL double
-#define SFX(name) fs_##name##_d
-#define VSIGMOID fs_vsigmoid
-#define VTANH fs_vtanh
-#define ONE 1.0
-#define ZERO 0.0
-#define TILE_FN fs_tile_d_fn
-#define CELL_FN fs_cell_d_fn
-#define BROW_FN fs_brow_d_fn
-#define TILE_NR FS_TILE_NR_D
-#define UINT uint64_t
-#define EXP_BITS UINT64_C(0x7ff0000000000000)
-#include "recurrent/recurrent_impl.h"   /* undefines the parameters above */
-
-/* FS_DISPATCH(ret, public_name, body, (params), (args)): the public function, an AVX2+FMA clone
- * of `body`, and the run-time choice between them. */
-#ifdef FS_HAVE_AVX2_CLONE
-#define FS_DISPATCH(ret, name, body, params, args)                                               \
-    static FS_AVX2 ret name##_avx2 params { return body args; }                                  \
-    ret name params                                                                               \
-    {                                                                                             \
-        if (fs_cpu_has_avx2_fma())                                                                \
-            return name##_avx2 args;                                                              \
-        return body args;                                                                         \
-    }
-#else
-#define FS_DISPATCH(ret, name, body, params, args)                                               \
-    ret name params { return body args; }
-#endif
-
-#define FS_RNN_FWD_PARAMS(R)                                                                     \
-    (ptrdiff_t n, ptrdiff_t H, R *z, const R *bias, int relu, R *h_out, R *y_t,                  \
-     ptrdiff_t y_stride, const ptrdiff_t *perm)
-#define FS_RNN_FWD_ARGS (n, H, z, bias, relu, h_out, y_t, y_stride, perm)
-FS_DISPATCH(void, fs_rnn_forward_step_f, fs_rnn_forward_step_body_f, FS_RNN_FWD_PARAMS(float),
-            FS_RNN_FWD_ARGS)
-FS_DISPATCH(void, fs_rnn_forward_step_d, fs_rnn_forward_step_body_d, FS_RNN_FWD_PARAMS(double),
-            FS_RNN_FWD_ARGS)
-
-#define FS_RNN_BWD_PARAMS(R)                                                                     \
-    (ptrdiff_t n, ptrdiff_t H, const R *h, int relu, const R *dy_t, ptrdiff_t dy_stride,          \
-     const ptrdiff_t *perm, const R *dh_next, R *dz)
-#define FS_RNN_BWD_ARGS (n, H, h, relu, dy_t, dy_stride, perm, dh_next, dz)
-FS_DISPATCH(void, fs_rnn_backward_step_f, fs_rnn_backward_step_body_f, FS_RNN_BWD_PARAMS(float),
-            FS_RNN_BWD_ARGS)
-FS_DISPATCH(void, fs_rnn_backward_step_d, fs_rnn_backward_step_body_d,
-            FS_RNN_BWD_PARAMS(double), FS_RNN_BWD_ARGS)
-
-FS_DISPATCH(void, fs_column_sums_f, fs_column_sums_body_f,
-            (ptrdiff_t n, ptrdiff_t m, const float *a, float *out), (n, m, a, out))
-FS_DISPATCH(void, fs_column_sums_d, fs_column_sums_body_d,
-            (ptrdiff_t n, ptrdiff_t m, const double *a, double *out), (n, m, a, out))
-FS_DISPATCH(int, fs_all_finite_f, fs_all_finite_body_f, (ptrdiff_t n, const float *a), (n, a))
-FS_DISPATCH(int, fs_all_finite_d, fs_all_finite_body_d, (ptrdiff_t n, const double *a), (n, a))
-
-/* ---- whole-sequence LSTM on packed weights: a team of threads, each with its own sequences ---
- * The team is plain POSIX threads that sleep between calls (fs_run_team), not an OpenMP region:
- * OpenMP workers spin after a region (GOMP_SPINCOUNT) and OpenBLAS workers spin after a GEMM,
- * and the driver alternates our team with BLAS calls, so on two cores each pool's spinning
- * thread stole the core the other pool's working thread needed (2-thread runs 5-10x slower than
- * 1-thread ones). Waking a worker costs ~15 us, so a call gets a second thread only with a few
- * MFLOP of work per thread (a tile interleave needs >= 2 row tiles, too). */
-#define FS_MAX_TEAM 64
+/* ---- team size of the whole-sequence LSTM calls ----------------------------------------------
+ * The team is the sleeping worker pool of lib/pool.c (why not OpenMP: see there). Waking a
+ * worker costs ~15 us, so a call gets a second thread only with a few MFLOP of work per thread
+ * (a tile interleave needs >= 2 row tiles, too). */
 #define FS_MIN_FLOP_PER_THREAD 4e6
 
 #ifndef _OPENMP
@@ -309,323 +141,61 @@ static int fs_team_size(ptrdiff_t rows, double flops, int max_threads)
         nt = (int)tiles;
     if ((double)nt * FS_MIN_FLOP_PER_THREAD > flops)
         nt = (int)(flops / FS_MIN_FLOP_PER_THREAD);
-    if (nt > FS_MAX_TEAM)
-        nt = FS_MAX_TEAM;
+    if (nt > FS_POOL_MAX_TEAM)
+        nt = FS_POOL_MAX_TEAM;
     return nt < 1 ? 1 : nt;
 }
 
-typedef void (*fs_share_fn)(void *arg, int tid, int nt);
-struct fs_share {
-    fs_share_fn fn;
-    void *arg;
-    int tid, nt;
-};
-
-static void *fs_share_main(void *p)
-{
-    struct fs_share *s = (struct fs_share *)p;
-    s->fn(s->arg, s->tid, s->nt);
-    return NULL;
-}
-
-/* fn(arg, tid, nt) for tid in [0, nt) on threads started for this call: tid 0 on the caller. If a
- * thread cannot be started, the caller runs that share itself (same result: shares are
- * independent). The fallback of fs_run_team below. */
-static void fs_run_new_threads(int nt, fs_share_fn fn, void *arg)
-{
-    pthread_t threads[FS_MAX_TEAM];
-    struct fs_share shares[FS_MAX_TEAM];
-    int started[FS_MAX_TEAM];
-    for (int t = 1; t < nt; ++t) {
-        shares[t].fn = fn;
-        shares[t].arg = arg;
-        shares[t].tid = t;
-        shares[t].nt = nt;
-        started[t] = pthread_create(&threads[t], NULL, fs_share_main, &shares[t]) == 0;
-    }
-    fn(arg, 0, nt);
-    for (int t = 1; t < nt; ++t) {
-        if (started[t])
-            pthread_join(threads[t], NULL);
-        else
-            fn(arg, t, nt);
-    }
-}
-
-/* A thread's floating-point mode (rounding, flush-to-zero / denormals-are-zero): a thread
- * started per call inherits its creator's, a pool worker takes the caller's with each job, so a
- * team computes every row as the caller would (bit-identical to a 1-thread call). */
-#if defined(__x86_64__) || defined(__i386__)
-struct fs_fpmode {
-    unsigned int csr;   /* MXCSR: all SSE/AVX arithmetic state */
-};
-static void fs_fpmode_get(struct fs_fpmode *m) { m->csr = _mm_getcsr(); }
-static void fs_fpmode_set(const struct fs_fpmode *m)
-{
-    if (_mm_getcsr() != m->csr)
-        _mm_setcsr(m->csr);
-}
-#else
-struct fs_fpmode {
-    fenv_t env;
-};
-static void fs_fpmode_get(struct fs_fpmode *m) { fegetenv(&m->env); }
-static void fs_fpmode_set(const struct fs_fpmode *m) { fesetenv(&m->env); }
-#endif
-
-/* The team's workers: started on first use and kept, each asleep on a condition variable
- * between calls (a glibc condition wait does not spin, so an idle worker costs no CPU, unlike
- * OpenMP's and OpenBLAS's spinning workers). Waking one costs ~15 us on the 2-core VM against
- * ~45 us to start and join a thread, and an LSTM backward runs two teams per chunk of steps.
- * One call at a time uses the pool; a concurrent call (another Python thread) starts threads of
- * its own. After fork() the child starts with an empty pool (pthread_atfork). */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    int nworkers;          /* workers started; worker w runs share tid = w + 1 */
-    int busy;              /* a call owns the pool */
-    long gen;              /* job number, bumped per call */
-    int pending;           /* shares of the current job not finished */
-    fs_share_fn fn;
-    void *arg;
-    int nt;
-    struct fs_fpmode fp;           /* the caller's floating-point mode, for the workers */
-    long first_gen[FS_MAX_TEAM];   /* the job a worker was started for (set under mu) */
-} fs_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-             0, 0, 0, 0, NULL, NULL, 0, {0}, {0}};
-static pthread_once_t fs_pool_once = PTHREAD_ONCE_INIT;
-
-static void fs_pool_prepare(void) { pthread_mutex_lock(&fs_pool.mu); }
-static void fs_pool_parent(void) { pthread_mutex_unlock(&fs_pool.mu); }
-static void fs_pool_child(void)
-{
-    /* the workers do not exist in the child: forget them (the mutex was locked by prepare) */
-    pthread_mutex_init(&fs_pool.mu, NULL);
-    pthread_cond_init(&fs_pool.wake, NULL);
-    pthread_cond_init(&fs_pool.done, NULL);
-    fs_pool.nworkers = 0;
-    fs_pool.busy = 0;
-    fs_pool.pending = 0;
-}
-static void fs_pool_init(void) { pthread_atfork(fs_pool_prepare, fs_pool_parent, fs_pool_child); }
-
-static void *fs_pool_worker(void *p)
-{
-    const int tid = (int)(intptr_t)p;
-    pthread_mutex_lock(&fs_pool.mu);
-    long seen = fs_pool.first_gen[tid] - 1;   /* so that it joins the job it was started for */
-    for (;;) {
-        while (fs_pool.gen == seen)
-            pthread_cond_wait(&fs_pool.wake, &fs_pool.mu);
-        seen = fs_pool.gen;
-        if (tid >= fs_pool.nt)
-            continue;                      /* a smaller team this time */
-        const fs_share_fn fn = fs_pool.fn;
-        void *const arg = fs_pool.arg;
-        const int nt = fs_pool.nt;
-        const struct fs_fpmode fp = fs_pool.fp;
-        pthread_mutex_unlock(&fs_pool.mu);
-        fs_fpmode_set(&fp);
-        fn(arg, tid, nt);
-        pthread_mutex_lock(&fs_pool.mu);
-        if (--fs_pool.pending == 0)
-            pthread_cond_signal(&fs_pool.done);
-    }
-    return NULL;
-}
-
-/* fn(arg, tid, nt') for tid in [0, nt'), tid 0 on the caller, the others on the pool's workers;
- * nt' = nt unless workers could not be started (then as many as there are). Every share sees
- * the same nt', and the kernels give the same results for any team size. */
-static void fs_run_team(int nt, fs_share_fn fn, void *arg)
-{
-    if (nt <= 1) {
-        fn(arg, 0, 1);
-        return;
-    }
-    pthread_once(&fs_pool_once, fs_pool_init);
-    pthread_mutex_lock(&fs_pool.mu);
-    if (fs_pool.busy) {
-        pthread_mutex_unlock(&fs_pool.mu);
-        fs_run_new_threads(nt, fn, arg);
-        return;
-    }
-    while (fs_pool.nworkers < nt - 1) {
-        fs_pool.first_gen[fs_pool.nworkers + 1] = fs_pool.gen + 1;   /* this call's job */
-        pthread_t th;
-        pthread_attr_t attr;
-        if (pthread_attr_init(&attr) != 0)
-            break;
-        int ok = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
-        ok = ok && pthread_create(&th, &attr, fs_pool_worker,
-                                  (void *)(intptr_t)(fs_pool.nworkers + 1)) == 0;
-        pthread_attr_destroy(&attr);
-        if (!ok)
-            break;
-        ++fs_pool.nworkers;
-    }
-    if (nt > fs_pool.nworkers + 1)
-        nt = fs_pool.nworkers + 1;
-    fs_pool.busy = 1;
-    fs_pool.fn = fn;
-    fs_pool.arg = arg;
-    fs_pool.nt = nt;
-    fs_fpmode_get(&fs_pool.fp);
-    fs_pool.pending = nt - 1;
-    ++fs_pool.gen;
-    pthread_cond_broadcast(&fs_pool.wake);
-    pthread_mutex_unlock(&fs_pool.mu);
-    fn(arg, 0, nt);
-    pthread_mutex_lock(&fs_pool.mu);
-    while (fs_pool.pending > 0)
-        pthread_cond_wait(&fs_pool.done, &fs_pool.mu);
-    fs_pool.busy = 0;
-    pthread_mutex_unlock(&fs_pool.mu);
-}
-
-#define FS_LSTM_FWD_SEQ_PARAMS(R, F, C)                                                             \
-    (int tid, int nt, ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,        \
-     R *gates, const R *bias, const R *w_packed, F tile, C cell, const R *c_init, R *cells,       \
-     const R *x, R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n)
-#define FS_LSTM_FWD_SEQ_ARGS                                                                      \
-    (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells, x, xh, y,   \
-     perm, h_n, c_n)
-FS_DISPATCH(void, fs_lstm_forward_rows_f, fs_lstm_forward_seq_body_f,
-            FS_LSTM_FWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_cell_f_fn), FS_LSTM_FWD_SEQ_ARGS)
-FS_DISPATCH(void, fs_lstm_forward_rows_d, fs_lstm_forward_seq_body_d,
-            FS_LSTM_FWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_cell_d_fn), FS_LSTM_FWD_SEQ_ARGS)
-
-#define FS_LSTM_BWD_SEQ_PARAMS(R, F, BR)                                                         \
-    (int tid, int nt, ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,          \
-     const ptrdiff_t *batch_sizes, const R *gates, const R *cells, const R *c_init, const R *dy,  \
-     const ptrdiff_t *perm, const R *w_packed, F tile, BR brow, R *dh, R *dc, R *dgates, R *dx,   \
-     const R *xh, R *xh_packed)
-#define FS_LSTM_BWD_SEQ_ARGS                                                                      \
-    (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed, tile, brow, \
-     dh, dc, dgates, dx, xh, xh_packed)
-FS_DISPATCH(void, fs_lstm_backward_rows_f, fs_lstm_backward_seq_body_f,
-            FS_LSTM_BWD_SEQ_PARAMS(float, fs_tile_f_fn, fs_brow_f_fn), FS_LSTM_BWD_SEQ_ARGS)
-FS_DISPATCH(void, fs_lstm_backward_rows_d, fs_lstm_backward_seq_body_d,
-            FS_LSTM_BWD_SEQ_PARAMS(double, fs_tile_d_fn, fs_brow_d_fn), FS_LSTM_BWD_SEQ_ARGS)
-
-/* The AVX-512 cells go with the AVX-512 tiles (isa 3), so forcing a lower ISA (tests) runs the
- * portable / AVX2 loops end to end. FS_SFENCE orders the forward cell's non-temporal stores. */
-#ifdef FS_HAVE_AVX2_CLONE
-#define FS_CELL512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_cell512_##SFX : NULL)
-#define FS_BROW512(SFX, isa) (fs_tile_isa(isa) == 3 ? fs_brow512_##SFX : NULL)
+/* The AVX-512 cells go with the AVX-512 tiles (FS_ISA_AVX512), so forcing a lower ISA (tests)
+ * runs the portable / AVX2 loops end to end. FS_SFENCE orders the forward cell's non-temporal
+ * stores. (SFX is the instantiation's, recurrent_impl.h.) */
+#ifdef FS_HAVE_X86_ISA
+#define FS_CELL512(isa) (fs_isa_resolve(isa) == FS_ISA_AVX512 ? SFX(cell512) : NULL)
+#define FS_BROW512(isa) (fs_isa_resolve(isa) == FS_ISA_AVX512 ? SFX(brow512) : NULL)
 #define FS_SFENCE() _mm_sfence()
 #else
-#define FS_CELL512(SFX, isa) NULL
-#define FS_BROW512(SFX, isa) NULL
+#define FS_CELL512(isa) NULL
+#define FS_BROW512(isa) NULL
 #define FS_SFENCE() ((void)0)
 #endif
 
-#define FS_DEF_LSTM_SEQ(SFX, R)                                                                   \
-    struct fs_fwd_args_##SFX {                                                                    \
-        ptrdiff_t T, D, H;                                                                        \
-        const ptrdiff_t *batch_sizes, *perm;                                                      \
-        R *gates, *cells, *xh, *y, *h_n, *c_n;                                                    \
-        const R *bias, *w_packed, *c_init, *x;                                                    \
-        fs_tile_##SFX##_fn tile;                                                                  \
-        fs_cell_##SFX##_fn cell;                                                                  \
-    };                                                                                            \
-    static void fs_fwd_share_##SFX(void *p, int tid, int nt)                                      \
-    {                                                                                             \
-        const struct fs_fwd_args_##SFX *a = (const struct fs_fwd_args_##SFX *)p;                  \
-        fs_lstm_forward_rows_##SFX(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,  \
-                                   a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->x,      \
-                                   a->xh, a->y, a->perm, a->h_n, a->c_n);                         \
-        FS_SFENCE(); /* the cell's non-temporal stores are visible before the join */            \
-    }                                                                                             \
-    void fs_lstm_forward_seq_##SFX(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,                         \
-                                   const ptrdiff_t *batch_sizes, R *gates, const R *bias,         \
-                                   const R *w_packed, const R *c_init, R *cells, const R *x,      \
-                                   R *xh, R *y, const ptrdiff_t *perm, R *h_n, R *c_n, int isa,   \
-                                   int max_threads)                                               \
-    {                                                                                             \
-        struct fs_fwd_args_##SFX a = {T, D, H, batch_sizes, perm, gates, cells, xh, y, h_n, c_n,  \
-                                      bias, w_packed, c_init, x, fs_tile_kernel_##SFX(isa),       \
-                                      FS_CELL512(SFX, isa)};                                      \
-        double rows = 0;                                                                          \
-        for (ptrdiff_t t = 0; t < T; ++t)                                                         \
-            rows += (double)batch_sizes[t];                                                       \
-        fs_run_team(fs_team_size(batch_sizes[0], rows * 8.0 * (double)H * (double)(D + H),        \
-                                 max_threads),                                                    \
-                    fs_fwd_share_##SFX, &a);                                                      \
-    }                                                                                             \
-    struct fs_bwd_args_##SFX {                                                                    \
-        ptrdiff_t T, t0, t1, H, D;                                                                \
-        const ptrdiff_t *batch_sizes, *perm;                                                      \
-        const R *gates, *cells, *c_init, *dy, *w_packed, *xh;                                     \
-        R *dh, *dc, *dgates, *dx, *xh_packed;                                                     \
-        fs_tile_##SFX##_fn tile;                                                                  \
-        fs_brow_##SFX##_fn brow;                                                                  \
-    };                                                                                            \
-    static void fs_bwd_share_##SFX(void *p, int tid, int nt)                                      \
-    {                                                                                             \
-        const struct fs_bwd_args_##SFX *a = (const struct fs_bwd_args_##SFX *)p;                  \
-        fs_lstm_backward_rows_##SFX(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,      \
-                                    a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,   \
-                                    a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx, a->xh,      \
-                                    a->xh_packed);                                                \
-    }                                                                                             \
-    void fs_lstm_backward_seq_##SFX(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,         \
-                                    ptrdiff_t D, const ptrdiff_t *batch_sizes, const R *gates,    \
-                                    const R *cells, const R *c_init, const R *dy,                 \
-                                    const ptrdiff_t *perm, const R *w_packed, R *dh, R *dc,       \
-                                    R *dgates, R *dx, const R *xh, R *xh_packed, int isa,         \
-                                    int max_threads)                                              \
-    {                                                                                             \
-        struct fs_bwd_args_##SFX a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,   \
-                                      dy, w_packed, xh, dh, dc, dgates, dx, xh_packed,            \
-                                      fs_tile_kernel_##SFX(isa), FS_BROW512(SFX, isa)};           \
-        double rows = 0;                                                                          \
-        for (ptrdiff_t t = t0; t < t1; ++t)                                                       \
-            rows += (double)batch_sizes[t];                                                       \
-        fs_run_team(fs_team_size(batch_sizes[t0], rows * 8.0 * (double)H * (double)(H + D),       \
-                                 max_threads),                                                    \
-                    fs_bwd_share_##SFX, &a);                                                      \
-    }
-FS_DEF_LSTM_SEQ(f, float)
-FS_DEF_LSTM_SEQ(d, double)
+/* ---- float ---------------------------------------------------------------------------------- */
+#define REAL float
+#define SFX(name) fs_##name##_f
+#define VSIGMOID fs_vsigmoid_f
+#define VTANH fs_vtanh_f
+#define ONE 1.0f
+#define ZERO 0.0f
+#define TILE_FN fs_tile_fn_f
+#define CELL_FN fs_cell_fn_f
+#define BROW_FN fs_brow_fn_f
+#define TILE_NR FS_TILE_NR_F
+#define UINT uint32_t
+#define EXP_BITS UINT32_C(0x7f800000)
+#define V512(op) _mm512_##op##_ps
+#define VT512 __m512
+#define MASK512 __mmask16
+#define W512 16
+#include "recurrent/recurrent_impl.h"   /* undefines the parameters above */
 
-/* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
- * the transposed-A tiles over the xh chunk that fs_lstm_backward_seq packed (no BLAS call: see
- * fs_run_team). */
-#define FS_LSTM_WGRAD_PARAMS(R, F)                                                               \
-    (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L, const R *dgates,                 \
-     const R *xh_packed, R *dw, R *dbias, F tile)
-#define FS_LSTM_WGRAD_ARGS (tid, nt, rows, G4, L, dgates, xh_packed, dw, dbias, tile)
-FS_DISPATCH(void, fs_lstm_wgrad_rows_f, fs_lstm_wgrad_body_f,
-            FS_LSTM_WGRAD_PARAMS(float, fs_tile_f_fn), FS_LSTM_WGRAD_ARGS)
-FS_DISPATCH(void, fs_lstm_wgrad_rows_d, fs_lstm_wgrad_body_d,
-            FS_LSTM_WGRAD_PARAMS(double, fs_tile_d_fn), FS_LSTM_WGRAD_ARGS)
-
-#define FS_DEF_LSTM_WGRAD(SFX, R)                                                                 \
-    struct fs_wgrad_args_##SFX {                                                                  \
-        ptrdiff_t rows, G4, L;                                                                    \
-        const R *dgates, *xh_packed;                                                              \
-        R *dw, *dbias;                                                                            \
-        fs_tile_##SFX##_fn tile;                                                                  \
-    };                                                                                            \
-    static void fs_wgrad_share_##SFX(void *p, int tid, int nt)                                    \
-    {                                                                                             \
-        const struct fs_wgrad_args_##SFX *a = (const struct fs_wgrad_args_##SFX *)p;              \
-        fs_lstm_wgrad_rows_##SFX(tid, nt, a->rows, a->G4, a->L, a->dgates, a->xh_packed, a->dw,   \
-                                 a->dbias, a->tile);                                              \
-    }                                                                                             \
-    void fs_lstm_weight_grads_##SFX(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const R *dgates,    \
-                                    const R *xh_packed, R *dw, R *dbias, int isa,                 \
-                                    int max_threads)                                              \
-    {                                                                                             \
-        const ptrdiff_t L = D + H;                                                                \
-        struct fs_wgrad_args_##SFX a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,             \
-                                        fs_tile_t_kernel_##SFX(isa)};                             \
-        fs_run_team(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads), \
-                    fs_wgrad_share_##SFX, &a);                                                    \
-    }
-FS_DEF_LSTM_WGRAD(f, float)
-FS_DEF_LSTM_WGRAD(d, double)
+/* ---- double --------------------------------------------------------------------------------- */
+#define REAL double
+#define SFX(name) fs_##name##_d
+#define VSIGMOID fs_vsigmoid_d
+#define VTANH fs_vtanh_d
+#define ONE 1.0
+#define ZERO 0.0
+#define TILE_FN fs_tile_fn_d
+#define CELL_FN fs_cell_fn_d
+#define BROW_FN fs_brow_fn_d
+#define TILE_NR FS_TILE_NR_D
+#define UINT uint64_t
+#define EXP_BITS UINT64_C(0x7ff0000000000000)
+#define V512(op) _mm512_##op##_pd
+#define VT512 __m512d
+#define MASK512 __mmask8
+#define W512 8
+#include "recurrent/recurrent_impl.h"   /* undefines the parameters above */
 
 void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src, void *dst,
                      ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)

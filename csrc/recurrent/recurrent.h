@@ -12,10 +12,10 @@
  *
  * Gate order inside a row of `gates` (width 4H): input i, forget f, cell g, output o (PyTorch's).
  * Sizes and indices are ptrdiff_t. No allocation in the kernels; the one global is the LSTM's
- * sleeping worker pool (mutex-protected, see fs_run_team); safe to call from many threads.
+ * sleeping worker pool (lib/pool.c); safe to call from many threads.
  */
-#ifndef FASTSEQ_RECURRENT_H
-#define FASTSEQ_RECURRENT_H
+#ifndef FS_RECURRENT_H
+#define FS_RECURRENT_H
 
 #include <stddef.h>
 
@@ -36,7 +36,7 @@
  *   h_n, c_n (B, H): the state at each sequence's last step, in batch order;
  *   w_packed: fs_pack_lstm_gates_*(H, D + H, [w_ih | w_hh]). isa: see fs_tile_kernel_* (0 = best).
  * Threads: min(max_threads, ceil(B / 6), total flops / 4e6) POSIX threads (the caller and
- * workers kept asleep between calls, see fs_run_team in recurrent.c)
+ * workers kept asleep between calls, see lib/pool.h)
  * (max_threads <= 0: the OpenMP thread limit, i.e. OMP_NUM_THREADS / threadpoolctl, or the
  * online cores in a build without OpenMP), each owning whole sequences (row tiles), so no step
  * waits for another thread. */
@@ -120,4 +120,4 @@ void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *s
 int fs_all_finite_f(ptrdiff_t n, const float *a);
 int fs_all_finite_d(ptrdiff_t n, const double *a);
 
-#endif /* FASTSEQ_RECURRENT_H */
+#endif /* FS_RECURRENT_H */

@@ -1,12 +1,13 @@
 /* Type-generic bodies of the recurrent kernels, included twice by recurrent.c (float, double).
- * Not a public header. Expects: REAL (float/double), SFX(name) (name ## _f / _d),
+ * Not a public header. Expects: REAL (float/double), SFX(name) (fs_ ## name ## _f / _d),
  * VSIGMOID, VTANH (vecmath.h functions of that type), ONE, ZERO, TILE_FN, CELL_FN, BROW_FN,
  * TILE_NR (packed-tile kernel, forward and backward cell types, panel width), UINT and EXP_BITS
  * (the unsigned integer of REAL's width and its exponent mask); it #undefs them all at its end.
  *
- * Every body is `static inline` with always_inline so that recurrent.c can compile it twice:
- * once for the baseline ISA and once inside a function carrying
- * __attribute__((target("avx2,fma"))), chosen at run time (see FS_DISPATCH in recurrent.c).
+ * Every body is FS_INLINE (always_inline) so that it is compiled twice: once for the baseline
+ * ISA and once inside a function carrying FS_TARGET_AVX2, chosen at run time (FS_DISPATCH_AVX2
+ * below, lib/dispatch.h). After the bodies: the AVX-512 cells (V512(op), VT512, MASK512, W512 on
+ * x86) and the public functions.
  * The inner loops over k are unit-stride with no branches (selects only), so they vectorise.
  */
 
@@ -329,6 +330,212 @@ FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G
         SFX(add_row)(c1 - c0, dgates + k * G4 + c0, dbias + c0);
 }
 
+/* ---- the public functions: portable and AVX2+FMA copies of the bodies above (dispatch.h) -----
+ * The AVX-512 paths of the LSTM are the explicit tile and cell kernels chosen by `isa`. */
+FS_DISPATCH_AVX2(void, SFX(rnn_forward_step), SFX(rnn_forward_step_body),
+                 (ptrdiff_t n, ptrdiff_t H, REAL *z, const REAL *bias, int relu, REAL *h_out,
+                  REAL *y_t, ptrdiff_t y_stride, const ptrdiff_t *perm),
+                 (n, H, z, bias, relu, h_out, y_t, y_stride, perm))
+FS_DISPATCH_AVX2(void, SFX(rnn_backward_step), SFX(rnn_backward_step_body),
+                 (ptrdiff_t n, ptrdiff_t H, const REAL *h, int relu, const REAL *dy_t,
+                  ptrdiff_t dy_stride, const ptrdiff_t *perm, const REAL *dh_next, REAL *dz),
+                 (n, H, h, relu, dy_t, dy_stride, perm, dh_next, dz))
+FS_DISPATCH_AVX2(void, SFX(column_sums), SFX(column_sums_body),
+                 (ptrdiff_t n, ptrdiff_t m, const REAL *a, REAL *out), (n, m, a, out))
+FS_DISPATCH_AVX2(int, SFX(all_finite), SFX(all_finite_body), (ptrdiff_t n, const REAL *a), (n, a))
+
+/* One thread's share of the whole-sequence loops (called by the team's threads). */
+FS_DISPATCH_AVX2(void, SFX(lstm_forward_rows), SFX(lstm_forward_seq_body),
+                 (int tid, int nt, ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
+                  const ptrdiff_t *batch_sizes, REAL *gates, const REAL *bias,
+                  const REAL *w_packed, TILE_FN tile, CELL_FN cell, const REAL *c_init,
+                  REAL *cells, const REAL *x, REAL *xh, REAL *y, const ptrdiff_t *perm, REAL *h_n,
+                  REAL *c_n),
+                 (tid, nt, T, D, H, batch_sizes, gates, bias, w_packed, tile, cell, c_init, cells,
+                  x, xh, y, perm, h_n, c_n))
+FS_DISPATCH_AVX2(void, SFX(lstm_backward_rows), SFX(lstm_backward_seq_body),
+                 (int tid, int nt, ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
+                  ptrdiff_t D, const ptrdiff_t *batch_sizes, const REAL *gates, const REAL *cells,
+                  const REAL *c_init, const REAL *dy, const ptrdiff_t *perm,
+                  const REAL *w_packed, TILE_FN tile, BROW_FN brow, REAL *dh, REAL *dc,
+                  REAL *dgates, REAL *dx, const REAL *xh, REAL *xh_packed),
+                 (tid, nt, T, t0, t1, H, D, batch_sizes, gates, cells, c_init, dy, perm, w_packed,
+                  tile, brow, dh, dc, dgates, dx, xh, xh_packed))
+FS_DISPATCH_AVX2(void, SFX(lstm_wgrad_rows), SFX(lstm_wgrad_body),
+                 (int tid, int nt, ptrdiff_t rows, ptrdiff_t G4, ptrdiff_t L,
+                  const REAL *dgates, const REAL *xh_packed, REAL *dw, REAL *dbias,
+                  TILE_FN tile),
+                 (tid, nt, rows, G4, L, dgates, xh_packed, dw, dbias, tile))
+
+#ifdef FS_HAVE_X86_ISA
+/* ---- AVX-512 LSTM cells (x86: V512(op) = _mm512_<op>_ps/pd, VT512, MASK512, W512 lanes) ------
+ * The forward cell update of one packed tile. Two passes over the tile rather than one per row:
+ * a row's update is a long dependent chain (gate activations -> c -> tanh(c) -> h, ~150 cycles
+ * of latency), so one row at a time runs at a third of the core's throughput; in two passes
+ * every iteration is independent of the last and the out-of-order core overlaps them. Pass 2
+ * re-reads the activations from L1. */
+static FS_TARGET_AVX512 void SFX(cell512)(
+    int mr, int nu, REAL *acc, REAL *z, ptrdiff_t zs, ptrdiff_t H, const REAL *b,
+    const REAL *cp, REAL *co, REAL *const *ho, REAL *const *yo)
+{
+    const MASK512 m = (MASK512)(nu >= W512 ? ~0u : (1u << nu) - 1u);
+    const int full = nu >= W512;
+    VT512 bq[4];
+    for (int q = 0; q < 4; ++q)
+        bq[q] = LD512(b + q * H);
+    for (int r = 0; r < mr; ++r) {   /* pass 1: activations, in place in the tile */
+        REAL *ar = acc + r * 4 * W512;
+        VT512 pre[4];
+        for (int q = 0; q < 4; ++q)
+            pre[q] = V512(add)(V512(loadu)(ar + q * W512), bq[q]);
+        V512(storeu)(ar, SFX(sigmoid512)(pre[0]));
+        V512(storeu)(ar + W512, SFX(sigmoid512)(pre[1]));
+        V512(storeu)(ar + 2 * W512, SFX(tanh512)(pre[2]));
+        V512(storeu)(ar + 3 * W512, SFX(sigmoid512)(pre[3]));
+    }
+    for (int r = 0; r < mr; ++r) {   /* pass 2: c, h; activations out to z */
+        const REAL *ar = acc + r * 4 * W512;
+        REAL *zr = z + r * zs;
+        const VT512 i = V512(loadu)(ar), f = V512(loadu)(ar + W512);
+        const VT512 g = V512(loadu)(ar + 2 * W512), o = V512(loadu)(ar + 3 * W512);
+        const VT512 c = V512(fmadd)(f, LD512(cp + r * H), V512(mul)(i, g));
+        const VT512 h = V512(mul)(o, SFX(tanh512)(c));
+        STNT512(zr, i);
+        STNT512(zr + H, f);
+        STNT512(zr + 2 * H, g);
+        STNT512(zr + 3 * H, o);
+        ST512(co + r * H, c);
+        ST512(ho[r], h);
+        STNT512(yo[r], h);
+    }
+}
+
+/* The backward cell of one row (lstm_backward_row above, same formulas, W512 units per
+ * iteration; the units past the last full vector masked). */
+static FS_TARGET_AVX512 void SFX(brow512)(
+    ptrdiff_t H, const REAL *a, const REAL *cp, const REAL *cc, const REAL *dy,
+    const REAL *dhn, REAL *dcn, REAL *d)
+{
+    const VT512 one = V512(set1)(1);
+    for (ptrdiff_t k = 0; k < H; k += W512) {
+        const int full = H - k >= W512;
+        const MASK512 m = (MASK512)(full ? ~0u : (1u << (H - k)) - 1u);
+        const VT512 i = LD512(a + k), f = LD512(a + H + k);
+        const VT512 g = LD512(a + 2 * H + k), o = LD512(a + 3 * H + k);
+        const VT512 tc = SFX(tanh512)(LD512(cc + k));
+        const VT512 dh = V512(add)(LD512(dhn + k), LD512(dy + k));
+        const VT512 dc = V512(fmadd)(V512(mul)(dh, o),
+                                       V512(fnmadd)(tc, tc, one), LD512(dcn + k));
+        ST512(d + k, V512(mul)(V512(mul)(dc, g),
+                                     V512(mul)(i, V512(sub)(one, i))));
+        ST512(d + H + k, V512(mul)(V512(mul)(dc, LD512(cp + k)),
+                                         V512(mul)(f, V512(sub)(one, f))));
+        ST512(d + 2 * H + k, V512(mul)(V512(mul)(dc, i),
+                                             V512(fnmadd)(g, g, one)));
+        ST512(d + 3 * H + k, V512(mul)(V512(mul)(dh, tc),
+                                             V512(mul)(o, V512(sub)(one, o))));
+        ST512(dcn + k, V512(mul)(dc, f));
+    }
+}
+#endif /* FS_HAVE_X86_ISA */
+
+/* ---- whole-sequence LSTM calls: a team of the pool's threads, each with its own sequences ---- */
+struct SFX(fwd_args) {
+    ptrdiff_t T, D, H;
+    const ptrdiff_t *batch_sizes, *perm;
+    REAL *gates, *cells, *xh, *y, *h_n, *c_n;
+    const REAL *bias, *w_packed, *c_init, *x;
+    TILE_FN tile;
+    CELL_FN cell;
+};
+
+static void SFX(fwd_share)(void *p, int tid, int nt)
+{
+    const struct SFX(fwd_args) *a = (const struct SFX(fwd_args) *)p;
+    SFX(lstm_forward_rows)(tid, nt, a->T, a->D, a->H, a->batch_sizes, a->gates, a->bias,
+                           a->w_packed, a->tile, a->cell, a->c_init, a->cells, a->x,
+                           a->xh, a->y, a->perm, a->h_n, a->c_n);
+    FS_SFENCE(); /* the cell's non-temporal stores are visible before the join */
+}
+
+void SFX(lstm_forward_seq)(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H, const ptrdiff_t *batch_sizes,
+                           REAL *gates, const REAL *bias, const REAL *w_packed, const REAL *c_init,
+                           REAL *cells, const REAL *x, REAL *xh, REAL *y, const ptrdiff_t *perm,
+                           REAL *h_n, REAL *c_n, int isa, int max_threads)
+{
+    struct SFX(fwd_args) a = {T, D, H, batch_sizes, perm, gates, cells, xh, y, h_n, c_n,
+                              bias, w_packed, c_init, x, SFX(tile_kernel)(isa),
+                              FS_CELL512(isa)};
+    double rows = 0;
+    for (ptrdiff_t t = 0; t < T; ++t)
+        rows += (double)batch_sizes[t];
+    fs_pool_run(fs_team_size(batch_sizes[0], rows * 8.0 * (double)H * (double)(D + H),
+                             max_threads),
+                SFX(fwd_share), &a);
+}
+
+struct SFX(bwd_args) {
+    ptrdiff_t T, t0, t1, H, D;
+    const ptrdiff_t *batch_sizes, *perm;
+    const REAL *gates, *cells, *c_init, *dy, *w_packed, *xh;
+    REAL *dh, *dc, *dgates, *dx, *xh_packed;
+    TILE_FN tile;
+    BROW_FN brow;
+};
+
+static void SFX(bwd_share)(void *p, int tid, int nt)
+{
+    const struct SFX(bwd_args) *a = (const struct SFX(bwd_args) *)p;
+    SFX(lstm_backward_rows)(tid, nt, a->T, a->t0, a->t1, a->H, a->D, a->batch_sizes,
+                            a->gates, a->cells, a->c_init, a->dy, a->perm, a->w_packed,
+                            a->tile, a->brow, a->dh, a->dc, a->dgates, a->dx, a->xh,
+                            a->xh_packed);
+}
+
+void SFX(lstm_backward_seq)(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H, ptrdiff_t D,
+                            const ptrdiff_t *batch_sizes, const REAL *gates, const REAL *cells,
+                            const REAL *c_init, const REAL *dy, const ptrdiff_t *perm,
+                            const REAL *w_packed, REAL *dh, REAL *dc, REAL *dgates, REAL *dx,
+                            const REAL *xh, REAL *xh_packed, int isa, int max_threads)
+{
+    struct SFX(bwd_args) a = {T, t0, t1, H, D, batch_sizes, perm, gates, cells, c_init,
+                              dy, w_packed, xh, dh, dc, dgates, dx, xh_packed,
+                              SFX(tile_kernel)(isa), FS_BROW512(isa)};
+    double rows = 0;
+    for (ptrdiff_t t = t0; t < t1; ++t)
+        rows += (double)batch_sizes[t];
+    fs_pool_run(fs_team_size(batch_sizes[t0], rows * 8.0 * (double)H * (double)(H + D),
+                             max_threads),
+                SFX(bwd_share), &a);
+}
+
+/* Weight gradients of a chunk of rows: the team splits the rows of dw (4H), each thread running
+ * the transposed-A tiles over the xh chunk that fs_lstm_backward_seq packed (no BLAS call: see
+ * lib/pool.c). */
+struct SFX(wgrad_args) {
+    ptrdiff_t rows, G4, L;
+    const REAL *dgates, *xh_packed;
+    REAL *dw, *dbias;
+    TILE_FN tile;
+};
+
+static void SFX(wgrad_share)(void *p, int tid, int nt)
+{
+    const struct SFX(wgrad_args) *a = (const struct SFX(wgrad_args) *)p;
+    SFX(lstm_wgrad_rows)(tid, nt, a->rows, a->G4, a->L, a->dgates, a->xh_packed, a->dw,
+                         a->dbias, a->tile);
+}
+
+void SFX(lstm_weight_grads)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const REAL *dgates,
+                            const REAL *xh_packed, REAL *dw, REAL *dbias, int isa, int max_threads)
+{
+    const ptrdiff_t L = D + H;
+    struct SFX(wgrad_args) a = {rows, 4 * H, L, dgates, xh_packed, dw, dbias,
+                                SFX(tile_t_kernel)(isa)};
+    fs_pool_run(fs_team_size(4 * H, 8.0 * (double)rows * (double)H * (double)L, max_threads),
+                SFX(wgrad_share), &a);
+}
+
 #undef REAL
 #undef SFX
 #undef VSIGMOID
@@ -341,3 +548,7 @@ FS_INLINE void SFX(lstm_wgrad_body)(int tid, int nt, ptrdiff_t rows, ptrdiff_t G
 #undef TILE_NR
 #undef UINT
 #undef EXP_BITS
+#undef V512
+#undef VT512
+#undef MASK512
+#undef W512

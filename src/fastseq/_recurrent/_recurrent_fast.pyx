@@ -27,84 +27,27 @@ from libc.stddef cimport ptrdiff_t
 from libc.string cimport memcpy, memset
 
 from fastseq._lib._blas cimport _gemm_rm, _gemv
+from fastseq._lib._kernels cimport (
+    FS_ISA_BEST, FS_ISA_PORTABLE, FS_ISA_AVX2, FS_ISA_AVX512, FS_TILE_MR, fs_tile_nr, fs_tile,
+    fs_tile_isa, fs_packed_size, fs_pack_rows, fs_pack_lstm_gates, fs_all_finite,
+    fs_column_sums, fs_scatter_rows, fs_rnn_forward_step, fs_rnn_backward_step,
+    fs_lstm_forward_seq, fs_lstm_backward_seq, fs_lstm_weight_grads)
 
 import numpy as np
 
 from fastseq._lib import _workspace
 
 
-cdef extern from "recurrent/recurrent.h" nogil:
-    void fs_rnn_forward_step_f(ptrdiff_t n, ptrdiff_t H, float *z, const float *bias, int relu,
-                               float *h_out, float *y_t, ptrdiff_t y_stride,
-                               const ptrdiff_t *perm)
-    void fs_rnn_forward_step_d(ptrdiff_t n, ptrdiff_t H, double *z, const double *bias,
-                               int relu, double *h_out, double *y_t, ptrdiff_t y_stride,
-                               const ptrdiff_t *perm)
-    void fs_rnn_backward_step_f(ptrdiff_t n, ptrdiff_t H, const float *h, int relu,
-                                const float *dy_t, ptrdiff_t dy_stride, const ptrdiff_t *perm,
-                                const float *dh_next, float *dz)
-    void fs_rnn_backward_step_d(ptrdiff_t n, ptrdiff_t H, const double *h, int relu,
-                                const double *dy_t, ptrdiff_t dy_stride, const ptrdiff_t *perm,
-                                const double *dh_next, double *dz)
-    void fs_column_sums_f(ptrdiff_t n, ptrdiff_t m, const float *a, float *out)
-    void fs_column_sums_d(ptrdiff_t n, ptrdiff_t m, const double *a, double *out)
-    void fs_scatter_rows(ptrdiff_t r0, ptrdiff_t r1, size_t row_bytes, const void *src,
-                         void *dst, ptrdiff_t dst_stride_bytes, const ptrdiff_t *perm)
-    int fs_all_finite_f(ptrdiff_t n, const float *a)
-    int fs_all_finite_d(ptrdiff_t n, const double *a)
-    void fs_lstm_forward_seq_f(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
-                               const ptrdiff_t *batch_sizes, float *gates, const float *bias,
-                               const float *w_packed, const float *c_init, float *cells,
-                               const float *x, float *xh, float *y, const ptrdiff_t *perm,
-                               float *h_n, float *c_n, int isa, int max_threads)
-    void fs_lstm_forward_seq_d(ptrdiff_t T, ptrdiff_t D, ptrdiff_t H,
-                               const ptrdiff_t *batch_sizes, double *gates, const double *bias,
-                               const double *w_packed, const double *c_init, double *cells,
-                               const double *x, double *xh, double *y, const ptrdiff_t *perm,
-                               double *h_n, double *c_n, int isa, int max_threads)
-    void fs_lstm_backward_seq_f(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
-                                ptrdiff_t D, const ptrdiff_t *batch_sizes, const float *gates,
-                                const float *cells, const float *c_init, const float *dy,
-                                const ptrdiff_t *perm, const float *w_packed, float *dh,
-                                float *dc, float *dgates, float *dx, const float *xh,
-                                float *xh_packed, int isa, int max_threads)
-    void fs_lstm_backward_seq_d(ptrdiff_t T, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t H,
-                                ptrdiff_t D, const ptrdiff_t *batch_sizes, const double *gates,
-                                const double *cells, const double *c_init, const double *dy,
-                                const ptrdiff_t *perm, const double *w_packed, double *dh,
-                                double *dc, double *dgates, double *dx, const double *xh,
-                                double *xh_packed, int isa, int max_threads)
-    void fs_lstm_weight_grads_f(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const float *dgates,
-                                const float *xh_packed, float *dw, float *dbias, int isa,
-                                int max_threads)
-    void fs_lstm_weight_grads_d(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t D, const double *dgates,
-                                const double *xh_packed, double *dw, double *dbias, int isa,
-                                int max_threads)
-
-
-cdef extern from "lib/packed.h" nogil:
-    enum:
-        FS_TILE_MR
-        FS_TILE_NR_F
-        FS_TILE_NR_D
-    ctypedef void (*fs_tile_f_fn)(int mr, int nc, ptrdiff_t K, const float *A, ptrdiff_t lda,
-                                  const float *panel, float *C)
-    ctypedef void (*fs_tile_d_fn)(int mr, int nc, ptrdiff_t K, const double *A, ptrdiff_t lda,
-                                  const double *panel, double *C)
-    fs_tile_f_fn fs_tile_kernel_f(int isa)
-    fs_tile_d_fn fs_tile_kernel_d(int isa)
-    fs_tile_f_fn fs_tile_t_kernel_f(int isa)
-    fs_tile_d_fn fs_tile_t_kernel_d(int isa)
-    int fs_tile_isa(int isa)
-    ptrdiff_t fs_packed_size(ptrdiff_t K, ptrdiff_t N, ptrdiff_t nr)
-    void fs_pack_rows_f(ptrdiff_t K, ptrdiff_t N, const float *b, ptrdiff_t ldb, float *Bp)
-    void fs_pack_rows_d(ptrdiff_t K, ptrdiff_t N, const double *b, ptrdiff_t ldb, double *Bp)
-    void fs_pack_lstm_gates_f(ptrdiff_t H, ptrdiff_t K, const float *w, float *Bp)
-    void fs_pack_lstm_gates_d(ptrdiff_t H, ptrdiff_t K, const double *w, double *Bp)
+# The C enum of instruction-set levels (csrc/lib/dispatch.h), for the `isa` arguments below.
+ISA_BEST = FS_ISA_BEST
+ISA_PORTABLE = FS_ISA_PORTABLE
+ISA_AVX2 = FS_ISA_AVX2
+ISA_AVX512 = FS_ISA_AVX512
 
 
 def tile_isa(int isa=0):
-    """The tile-kernel ISA fs_tile_kernel_*(isa) resolves to: 1 portable, 2 AVX2+FMA, 3 AVX-512F."""
+    """The tile-kernel ISA fs_tile_kernel_*(isa) resolves to: ISA_PORTABLE, ISA_AVX2 (AVX2+FMA) or
+    ISA_AVX512 (isa: one of these to force it, or ISA_BEST)."""
     return fs_tile_isa(isa)
 
 
@@ -114,7 +57,7 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
     cdef Py_ssize_t M = a.shape[1] if trans_a else a.shape[0]
     cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1], N = b.shape[1]
     cdef Py_ssize_t lda = a.shape[1]
-    cdef Py_ssize_t nr = FS_TILE_NR_F if floating is float else FS_TILE_NR_D
+    cdef Py_ssize_t nr = fs_tile_nr(<floating>0)
     cdef Py_ssize_t r0, j0, r, mr, nj
     if b.shape[0] != K or M == 0 or K == 0 or N == 0:
         raise ValueError(f"packed_matmul needs non-empty (M, K) @ (K, N), got ({M}, {K}) "
@@ -124,14 +67,9 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
     cdef floating[::1] tbuf = np.empty(FS_TILE_MR * nr, dtype)
     out_arr = np.empty((M, N), dtype)
     cdef floating[:, ::1] out = out_arr
-    cdef fs_tile_f_fn tf = fs_tile_t_kernel_f(isa) if trans_a else fs_tile_kernel_f(isa)
-    cdef fs_tile_d_fn td = fs_tile_t_kernel_d(isa) if trans_a else fs_tile_kernel_d(isa)
     cdef const floating *a0
     with nogil:
-        if floating is float:
-            fs_pack_rows_f(K, N, &b[0, 0], N, &bp[0])
-        else:
-            fs_pack_rows_d(K, N, &b[0, 0], N, &bp[0])
+        fs_pack_rows(K, N, &b[0, 0], N, &bp[0])
         j0 = 0
         while j0 < N:
             nj = min(nr, N - j0)
@@ -139,10 +77,8 @@ def packed_matmul(const floating[:, ::1] a, const floating[:, ::1] b, int isa=0,
             while r0 < M:
                 mr = min(<Py_ssize_t>FS_TILE_MR, M - r0)
                 a0 = &a[0, r0] if trans_a else &a[r0, 0]
-                if floating is float:
-                    tf(<int>mr, <int>nj, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
-                else:
-                    td(<int>mr, <int>nj, K, a0, lda, &bp[(j0 // nr) * K * nr], &tbuf[0])
+                fs_tile(isa, trans_a, <int>mr, <int>nj, K, a0, lda, &bp[(j0 // nr) * K * nr],
+                        &tbuf[0])
                 for r in range(mr):
                     memcpy(&out[r0 + r, j0], &tbuf[r * nr], nj * sizeof(floating))
                 r0 += FS_TILE_MR
@@ -154,10 +90,7 @@ def all_finite(const floating[::1] a):
     """True if every value of the flat view `a` is finite (no temporary array)."""
     cdef bint ok
     with nogil:
-        if floating is float:
-            ok = fs_all_finite_f(a.shape[0], &a[0])
-        else:
-            ok = fs_all_finite_d(a.shape[0], &a[0])
+        ok = fs_all_finite(a.shape[0], &a[0])
     return ok
 
 
@@ -253,10 +186,6 @@ cdef inline void _initial_state(Py_ssize_t B, Py_ssize_t H, const floating *stat
 # product dgates.T @ xh per chunk of steps (transposed-A tiles, fs_lstm_weight_grads). No BLAS
 # call at all: OpenBLAS's worker thread spins after each GEMM, and on two cores that slowed the
 # team's threads 1.5-2x (2-thread forward+backward ran slower than on one thread).
-cdef inline Py_ssize_t _nr(floating dummy) noexcept nogil:
-    return FS_TILE_NR_F if floating is float else FS_TILE_NR_D
-
-
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] w_hh, const floating[::1] bias, h0, c0,
                  const Py_ssize_t[::1] perm, const Py_ssize_t[::1] batch_sizes,
@@ -283,21 +212,15 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] w_cat = np.concatenate((w_ih, w_hh), axis=1,
                                                  out=_workspace.empty((G4, L), dtype))
-    cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(L, G4, _nr(<floating>0)),
+    cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(L, G4, fs_tile_nr(<floating>0)),
                                                    dtype)
     with nogil:
         _initial_state(B, H, h0p, &perm[0], &xh[0, D], L)
         _initial_state(B, H, c0p, &perm[0], &c_init[0, 0], H)
-        if floating is float:
-            fs_pack_lstm_gates_f(H, L, &w_cat[0, 0], &w_packed[0])
-            fs_lstm_forward_seq_f(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &x[0, 0, 0], &xh[0, 0],
-                                  &y[0, 0, 0], pp, &h_n[0, 0], &c_n[0, 0], isa, 0)
-        else:
-            fs_pack_lstm_gates_d(H, L, &w_cat[0, 0], &w_packed[0])
-            fs_lstm_forward_seq_d(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
-                                  &c_init[0, 0], &cells[0, 0], &x[0, 0, 0], &xh[0, 0],
-                                  &y[0, 0, 0], pp, &h_n[0, 0], &c_n[0, 0], isa, 0)
+        fs_pack_lstm_gates(H, L, &w_cat[0, 0], &w_packed[0])
+        fs_lstm_forward_seq(T, D, H, bs, &gates[0, 0], &bias[0], &w_packed[0],
+                            &c_init[0, 0], &cells[0, 0], &x[0, 0, 0], &xh[0, 0],
+                            &y[0, 0, 0], pp, &h_n[0, 0], &c_n[0, 0], isa, 0)
 
 
 # Backward runs in chunks of whole steps holding about this many bytes of dgates, so each chunk
@@ -336,20 +259,17 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
     # [w_hh | w_ih] packed: one tile product per step gives [dh_{t-1} | dx_t]
     cdef floating[:, ::1] w_cat = np.concatenate((w_hh, w_ih), axis=1,
                                                  out=_workspace.empty((G4, L), dtype))
-    cdef floating[::1] w_packed = _workspace.empty(fs_packed_size(G4, H + D, _nr(<floating>0)),
-                                                   dtype)
+    cdef floating[::1] w_packed = _workspace.empty(
+        fs_packed_size(G4, H + D, fs_tile_nr(<floating>0)), dtype)
     cdef floating[:, ::1] dw_cat = _workspace.zeros((G4, L), dtype)
     cdef floating[::1] xh_packed = _workspace.empty(
-        fs_packed_size(min(N, target), L, _nr(<floating>0)), dtype)
+        fs_packed_size(min(N, target), L, fs_tile_nr(<floating>0)), dtype)
     with nogil:
         # Rows j >= n_{t+1} keep dh_n / dc_n until their last step t: nothing later touches them.
         _initial_state(B, H, dh_np, &perm[0], &dh[0, 0], H)
         _initial_state(B, H, dc_np, &perm[0], &dc[0, 0], H)
         memset(&dbias[0], 0, G4 * sizeof(floating))
-        if floating is float:
-            fs_pack_rows_f(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
-        else:
-            fs_pack_rows_d(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
+        fs_pack_rows(G4, H + D, &w_cat[0, 0], H + D, &w_packed[0])
         t1 = T
         while t1 > 0:
             # the chunk: steps [t0, t1), at least one, about `target` rows
@@ -358,22 +278,13 @@ def lstm_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             while t0 > 0 and rows + batch_sizes[t0 - 1] <= target:
                 t0 -= 1
                 rows += batch_sizes[t0]
-            if floating is float:
-                fs_lstm_backward_seq_f(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
-                                       &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
-                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], &xh[0, 0],
-                                       &xh_packed[0], isa, 0)
-                # [dw_ih | dw_hh] += dgates_chunk.T @ xh[chunk rows] (packed by the call above),
-                # dbias += its column sums
-                fs_lstm_weight_grads_f(rows, H, D, &dgates[0, 0], &xh_packed[0],
-                                       &dw_cat[0, 0], &dbias[0], isa, 0)
-            else:
-                fs_lstm_backward_seq_d(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0],
-                                       &c_init[0, 0], &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0],
-                                       &dc[0, 0], &dgates[0, 0], &dx[0, 0, 0], &xh[0, 0],
-                                       &xh_packed[0], isa, 0)
-                fs_lstm_weight_grads_d(rows, H, D, &dgates[0, 0], &xh_packed[0],
-                                       &dw_cat[0, 0], &dbias[0], isa, 0)
+            fs_lstm_backward_seq(T, t0, t1, H, D, bs, &gates[0, 0], &cells[0, 0], &c_init[0, 0],
+                                 &dy[0, 0, 0], pp, &w_packed[0], &dh[0, 0], &dc[0, 0],
+                                 &dgates[0, 0], &dx[0, 0, 0], &xh[0, 0], &xh_packed[0], isa, 0)
+            # [dw_ih | dw_hh] += dgates_chunk.T @ xh[chunk rows] (packed by the call above),
+            # dbias += its column sums
+            fs_lstm_weight_grads(rows, H, D, &dgates[0, 0], &xh_packed[0], &dw_cat[0, 0],
+                                 &dbias[0], isa, 0)
             t1 = t0
         for k in range(G4):
             memcpy(&dw_ih[k, 0], &dw_cat[k, 0], D * sizeof(floating))
@@ -399,10 +310,7 @@ cdef inline void _weight_gradients(Py_ssize_t N, Py_ssize_t D, Py_ssize_t H, Py_
     _gemm_rm(False, False, <int>N, <int>D, <int>width, 1.0, dz, <int>width, w_ih, <int>D,
              0.0, dx_packed, <int>D)
     # dbias = dz.sum(axis=0)
-    if floating is float:
-        fs_column_sums_f(N, width, dz, dbias)
-    else:
-        fs_column_sums_d(N, width, dz, dbias)
+    fs_column_sums(N, width, dz, dbias)
 
 
 # ---- Elman RNN --------------------------------------------------------------------------------
@@ -434,12 +342,8 @@ def rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             if t > 0 or has_h0:
                 # hidden[t] += h_{t-1}[:n] @ w_hh.T
                 _recurrent_product(True, n, H, H, &h_in[off, 0], &w_hh[0, 0], &hidden[off, 0])
-            if floating is float:
-                fs_rnn_forward_step_f(n, H, &hidden[off, 0], &bias[0], relu, &h_in[off + n, 0],
-                                      &y[0, t, 0], T * H, pp)
-            else:
-                fs_rnn_forward_step_d(n, H, &hidden[off, 0], &bias[0], relu, &h_in[off + n, 0],
-                                      &y[0, t, 0], T * H, pp)
+            fs_rnn_forward_step(n, H, &hidden[off, 0], &bias[0], relu, &h_in[off + n, 0],
+                                &y[0, t, 0], T * H, pp)
             if n_next < n:
                 fs_scatter_rows(n_next, n, H * sizeof(floating), &hidden[off, 0], &h_n[0, 0],
                                 H * sizeof(floating), pp)
@@ -471,12 +375,8 @@ def rnn_backward(const floating[:, ::1] w_ih, const floating[:, ::1] w_hh, bint 
         for t in range(T - 1, -1, -1):
             n = batch_sizes[t]
             off -= n
-            if floating is float:
-                fs_rnn_backward_step_f(n, H, &hidden[off, 0], relu, &dy[0, t, 0], T * H, pp,
-                                       &dh[0, 0], &dz[off, 0])
-            else:
-                fs_rnn_backward_step_d(n, H, &hidden[off, 0], relu, &dy[0, t, 0], T * H, pp,
-                                       &dh[0, 0], &dz[off, 0])
+            fs_rnn_backward_step(n, H, &hidden[off, 0], relu, &dy[0, t, 0], T * H, pp,
+                                 &dh[0, 0], &dz[off, 0])
             # dh[:n] = dz[t] @ w_hh
             _backprop_product(n, H, H, &dz[off, 0], &w_hh[0, 0], &dh[0, 0])
         _weight_gradients(N, D, H, H, &dz[0, 0], &x_packed[0, 0], &h_in[0, 0], &w_ih[0, 0],

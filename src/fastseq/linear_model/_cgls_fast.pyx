@@ -32,76 +32,23 @@ import numpy as np
 from cython cimport floating
 
 from fastseq._lib._blas cimport _gemm_rm, _gemv
-from fastseq._lib._kernels cimport FASTSEQ_OK, fastseq_status_message
+from fastseq._lib._kernels cimport (
+    FS_OK, fs_status_message, index_t, fs_cgls_max_threads, fs_cgls_dense_normal,
+    fs_cgls_csr_normal, fs_cgls_dense_colstats, fs_cgls_csr_colstats)
 
 
-cdef extern from "linear_model/cgls.h" nogil:
-    int fastseq_cgls_max_threads()
-    int fastseq_cgls_dense_normal_d(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const double *X,
-                                    Py_ssize_t ldx, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w,
-                                    double *T, double *sumsq, double *usum, int nthreads,
-                                    double *work)
-    int fastseq_cgls_dense_normal_s(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k, const float *X,
-                                    Py_ssize_t ldx, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w,
-                                    double *T, double *sumsq, double *usum, int nthreads,
-                                    double *work)
-    int fastseq_cgls_dense_colstats_d(Py_ssize_t n, Py_ssize_t p, const double *X,
-                                      Py_ssize_t ldx, const double *w, double *colsumsq,
-                                      double *colsum)
-    int fastseq_cgls_dense_colstats_s(Py_ssize_t n, Py_ssize_t p, const float *X,
-                                      Py_ssize_t ldx, const double *w, double *colsumsq,
-                                      double *colsum)
-    int fastseq_cgls_csr_normal_d32(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
-                                    const double *data, const int32_t *indices,
-                                    const int32_t *indptr, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w, double *T,
-                                    double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_d64(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
-                                    const double *data, const int64_t *indices,
-                                    const int64_t *indptr, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w, double *T,
-                                    double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_s32(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
-                                    const float *data, const int32_t *indices,
-                                    const int32_t *indptr, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w, double *T,
-                                    double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_normal_s64(Py_ssize_t n, Py_ssize_t p, Py_ssize_t k,
-                                    const float *data, const int64_t *indices,
-                                    const int64_t *indptr, const double *V, const double *c,
-                                    const double *B, Py_ssize_t ldb, const double *w, double *T,
-                                    double *sumsq, double *usum, int nthreads, double *work)
-    int fastseq_cgls_csr_colstats_d32(Py_ssize_t n, Py_ssize_t p, const double *data,
-                                      const int32_t *indices, const int32_t *indptr,
-                                      const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_d64(Py_ssize_t n, Py_ssize_t p, const double *data,
-                                      const int64_t *indices, const int64_t *indptr,
-                                      const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_s32(Py_ssize_t n, Py_ssize_t p, const float *data,
-                                      const int32_t *indices, const int32_t *indptr,
-                                      const double *w, double *colsumsq, double *colsum)
-    int fastseq_cgls_csr_colstats_s64(Py_ssize_t n, Py_ssize_t p, const float *data,
-                                      const int64_t *indices, const int64_t *indptr,
-                                      const double *w, double *colsumsq, double *colsum)
-
-
+# The layout of A (the element and index types are NormalOperator.single / .index64).
 cdef enum:
-    OP_DENSE_D = 0
-    OP_DENSE_S = 1
-    OP_CSR_D32 = 2
-    OP_CSR_D64 = 3
-    OP_CSR_S32 = 4
-    OP_CSR_S64 = 5
-    OP_PY = 6
+    OP_DENSE = 0
+    OP_CSR = 1
+    OP_PY = 2
 
 cdef double _EPS = np.finfo(np.float64).eps
 
 
 def max_threads():
     """Threads the compiled kernels may use (1 when built without OpenMP)."""
-    return fastseq_cgls_max_threads()
+    return fs_cgls_max_threads()
 
 
 cdef class NormalOperator:
@@ -113,6 +60,8 @@ cdef class NormalOperator:
     The arrays are validated by the Python layer (fastseq.linear_model._cgls) and only referenced here.
     """
     cdef int kind
+    cdef bint single               # float32 data (else float64)
+    cdef bint index64              # CSR with int64 indices (else int32)
     cdef readonly Py_ssize_t n, p, k
     cdef Py_ssize_t ldx
     cdef const void *data
@@ -150,10 +99,10 @@ cdef class NormalOperator:
             muv = column_offset
             self._mu_arr = column_offset
             self.mu = &muv[0]
-        nthreads = fastseq_cgls_max_threads() if n_threads is None else int(n_threads)
+        nthreads = fs_cgls_max_threads() if n_threads is None else int(n_threads)
         # Threading a small pass costs more than it saves (an OpenMP fork/join is ~us when cores
         # are idle but a scheduler quantum when they are shared): below ~2e6 stored entries, 1.
-        entries = self.n * self.p if self.kind in (OP_DENSE_D, OP_DENSE_S) else (
+        entries = self.n * self.p if self.kind == OP_DENSE else (
             0 if self.kind == OP_PY else A.nnz)
         if self.kind == OP_PY or entries < 2_000_000:
             nthreads = 1
@@ -166,11 +115,11 @@ cdef class NormalOperator:
         # "fused_c" (csrc/linear_model/cgls.c, 4-row fused loop, OpenMP over rows).
         if dense_kernel not in ("blas", "fused_c"):
             raise ValueError(f"dense_kernel must be 'blas' or 'fused_c', got {dense_kernel!r}")
-        self.dense_blas = dense_kernel == "blas" and self.kind in (OP_DENSE_D, OP_DENSE_S)
+        self.dense_blas = dense_kernel == "blas" and self.kind == OP_DENSE
         self.block_rows = max(4, min(1024, block_bytes // (self.p * A.dtype.itemsize))) \
             if self.dense_blas else 0
         self.block_rows = min(self.block_rows, max(self.n, 1))
-        if self.dense_blas and self.kind == OP_DENSE_D:
+        if self.dense_blas and not self.single:
             self.ws_d = np.empty(self.block_rows * self.k, dtype=np.float64)
         elif self.dense_blas:
             self.ws_s = np.empty(2 * self.p * self.k + self.block_rows * self.k,
@@ -188,14 +137,14 @@ cdef class NormalOperator:
         if isinstance(A, np.ndarray):
             self.p = A.shape[1]
             self.ldx = A.shape[1]
+            self.kind = OP_DENSE
             if A.dtype == np.float64:
                 Xd = A
                 self.data = &Xd[0, 0]
-                self.kind = OP_DENSE_D
             else:
                 Xs = A
                 self.data = &Xs[0, 0]
-                self.kind = OP_DENSE_S
+                self.single = True
             self._keep = A
         elif hasattr(A, "indptr"):  # CSR, canonical index dtype, validated by the caller
             self.p = A.shape[1]
@@ -205,21 +154,21 @@ cdef class NormalOperator:
                 p32 = A.indptr
                 self.indices = &i32[0] if A.nnz else NULL
                 self.indptr = &p32[0]
-                wide = False
+                self.index64 = False
             else:
                 i64 = A.indices
                 p64 = A.indptr
                 self.indices = &i64[0] if A.nnz else NULL
                 self.indptr = &p64[0]
-                wide = True
+                self.index64 = True
+            self.kind = OP_CSR
             if A.dtype == np.float64:
                 dd = A.data
                 self.data = &dd[0] if A.nnz else NULL
-                self.kind = OP_CSR_D64 if wide else OP_CSR_D32
             else:
                 ds = A.data
                 self.data = &ds[0] if A.nnz else NULL
-                self.kind = OP_CSR_S64 if wide else OP_CSR_S32
+                self.single = True
         else:
             self.p = A.shape[1]
             self._A_py = A
@@ -231,38 +180,13 @@ cdef class NormalOperator:
         colsum = np.zeros(self.p)
         cdef double[::1] css = colsumsq
         cdef double[::1] cs = colsum
-        cdef int st = FASTSEQ_OK
+        cdef int st = FS_OK
         if self.kind == OP_PY:
             raise TypeError("column statistics need an explicit matrix, not a LinearOperator")
         with nogil:
-            if self.kind == OP_DENSE_D:
-                st = fastseq_cgls_dense_colstats_d(self.n, self.p, <const double*>self.data,
-                                                   self.ldx, self.w, &css[0], &cs[0])
-            elif self.kind == OP_DENSE_S:
-                st = fastseq_cgls_dense_colstats_s(self.n, self.p, <const float*>self.data,
-                                                   self.ldx, self.w, &css[0], &cs[0])
-            elif self.kind == OP_CSR_D32:
-                st = fastseq_cgls_csr_colstats_d32(self.n, self.p, <const double*>self.data,
-                                                   <const int32_t*>self.indices,
-                                                   <const int32_t*>self.indptr, self.w,
-                                                   &css[0], &cs[0])
-            elif self.kind == OP_CSR_D64:
-                st = fastseq_cgls_csr_colstats_d64(self.n, self.p, <const double*>self.data,
-                                                   <const int64_t*>self.indices,
-                                                   <const int64_t*>self.indptr, self.w,
-                                                   &css[0], &cs[0])
-            elif self.kind == OP_CSR_S32:
-                st = fastseq_cgls_csr_colstats_s32(self.n, self.p, <const float*>self.data,
-                                                   <const int32_t*>self.indices,
-                                                   <const int32_t*>self.indptr, self.w,
-                                                   &css[0], &cs[0])
-            else:
-                st = fastseq_cgls_csr_colstats_s64(self.n, self.p, <const float*>self.data,
-                                                   <const int64_t*>self.indices,
-                                                   <const int64_t*>self.indptr, self.w,
-                                                   &css[0], &cs[0])
-        if st != FASTSEQ_OK:
-            raise RuntimeError(fastseq_status_message(st).decode())
+            st = _c_pass(self, True, 0, NULL, NULL, False, &css[0], &cs[0], NULL)
+        if st != FS_OK:
+            raise RuntimeError(fs_status_message(st).decode())
         return colsumsq, colsum
 
     def normal_product(self, V, bint with_b=False):
@@ -285,9 +209,8 @@ cdef class NormalOperator:
                     double *sumsq, double *usum) except -1 nogil:
         """T = A_c^T W (A_c V [+ B]),  sumsq = ||A_c V [+ B]||_W^2 per column (V, T: p x ka)."""
         cdef Py_ssize_t j, l
-        cdef int st = FASTSEQ_OK
+        cdef int st = FS_OK
         cdef const double *Bp = self.B if with_b else NULL
-        cdef double *wk = &self.work[0]
         self.n_passes += 1
         # c = mu^T V  (A_c V = A V - 1 c^T)
         for l in range(ka):
@@ -299,7 +222,7 @@ cdef class NormalOperator:
         if self.kind == OP_PY:
             with gil:
                 self._normal_py(ka, V, with_b, c, T, sumsq, usum)
-        elif self.dense_blas and self.kind == OP_DENSE_D:
+        elif self.dense_blas and not self.single:
             _dense_blas_pass(<const double*>self.data, self.n, self.p, ka, self.block_rows,
                              V, c, Bp, self.k, self.w, T, sumsq, usum, <double*>NULL,
                              &self.ws_d[0], <double*>NULL)
@@ -310,37 +233,11 @@ cdef class NormalOperator:
             _dense_blas_pass(<const float*>self.data, self.n, self.p, ka, self.block_rows,
                              V, c, Bp, self.k, self.w, T, sumsq, usum, &self.ws_s[0],
                              &self.ws_s[2 * self.p * self.k], &self.ws_s[self.p * self.k])
-        elif self.kind == OP_DENSE_D:
-            st = fastseq_cgls_dense_normal_d(self.n, self.p, ka, <const double*>self.data,
-                                             self.ldx, V, c, Bp, self.k, self.w, T, sumsq, usum,
-                                             self.nthreads, wk)
-        elif self.kind == OP_DENSE_S:
-            st = fastseq_cgls_dense_normal_s(self.n, self.p, ka, <const float*>self.data,
-                                             self.ldx, V, c, Bp, self.k, self.w, T, sumsq, usum,
-                                             self.nthreads, wk)
-        elif self.kind == OP_CSR_D32:
-            st = fastseq_cgls_csr_normal_d32(self.n, self.p, ka, <const double*>self.data,
-                                             <const int32_t*>self.indices,
-                                             <const int32_t*>self.indptr, V, c, Bp, self.k,
-                                             self.w, T, sumsq, usum, self.nthreads, wk)
-        elif self.kind == OP_CSR_D64:
-            st = fastseq_cgls_csr_normal_d64(self.n, self.p, ka, <const double*>self.data,
-                                             <const int64_t*>self.indices,
-                                             <const int64_t*>self.indptr, V, c, Bp, self.k,
-                                             self.w, T, sumsq, usum, self.nthreads, wk)
-        elif self.kind == OP_CSR_S32:
-            st = fastseq_cgls_csr_normal_s32(self.n, self.p, ka, <const float*>self.data,
-                                             <const int32_t*>self.indices,
-                                             <const int32_t*>self.indptr, V, c, Bp, self.k,
-                                             self.w, T, sumsq, usum, self.nthreads, wk)
         else:
-            st = fastseq_cgls_csr_normal_s64(self.n, self.p, ka, <const float*>self.data,
-                                             <const int64_t*>self.indices,
-                                             <const int64_t*>self.indptr, V, c, Bp, self.k,
-                                             self.w, T, sumsq, usum, self.nthreads, wk)
-        if st != FASTSEQ_OK:
+            st = _c_pass(self, False, ka, V, c, with_b, T, sumsq, usum)
+        if st != FS_OK:
             with gil:
-                raise RuntimeError(fastseq_status_message(st).decode())
+                raise RuntimeError(fs_status_message(st).decode())
         # A_c^T u = A^T u - mu (1^T u)
         if self.mu != NULL:
             for j in range(self.p):
@@ -375,6 +272,41 @@ cdef class NormalOperator:
             usum[l] = us[l]
             for j in range(self.p):
                 T[j * ka + l] = Tv[j, l]
+
+
+cdef int _c_pass(NormalOperator op, bint colstats, Py_ssize_t ka, const double *V,
+                 const double *c, bint with_b, double *T, double *sumsq,
+                 double *usum) noexcept nogil:
+    # One pass of the C kernels over A (dense or CSR): the fused normal product T, sumsq, usum
+    # for V (p x ka), or with `colstats` the column statistics into T (sum w a^2), sumsq (sum w a).
+    # A's element and index types pick the instantiation of _typed_pass (dense A: int32 unused).
+    if op.single:
+        if op.index64:
+            return _typed_pass(op, <const float *>op.data, <const int64_t *>op.indices,
+                               colstats, ka, V, c, with_b, T, sumsq, usum)
+        return _typed_pass(op, <const float *>op.data, <const int32_t *>op.indices,
+                           colstats, ka, V, c, with_b, T, sumsq, usum)
+    if op.index64:
+        return _typed_pass(op, <const double *>op.data, <const int64_t *>op.indices,
+                           colstats, ka, V, c, with_b, T, sumsq, usum)
+    return _typed_pass(op, <const double *>op.data, <const int32_t *>op.indices,
+                       colstats, ka, V, c, with_b, T, sumsq, usum)
+
+
+cdef int _typed_pass(NormalOperator op, const floating *data, const index_t *indices,
+                     bint colstats, Py_ssize_t ka, const double *V, const double *c,
+                     bint with_b, double *T, double *sumsq, double *usum) noexcept nogil:
+    cdef const index_t *indptr = <const index_t *>op.indptr
+    cdef const double *B = op.B if with_b else NULL
+    if colstats and op.kind == OP_DENSE:
+        return fs_cgls_dense_colstats(op.n, op.p, data, op.ldx, op.w, T, sumsq)
+    if colstats:
+        return fs_cgls_csr_colstats(op.n, op.p, data, indices, indptr, op.w, T, sumsq)
+    if op.kind == OP_DENSE:
+        return fs_cgls_dense_normal(op.n, op.p, ka, data, op.ldx, V, c, B, op.k, op.w, T, sumsq,
+                                    usum, op.nthreads, &op.work[0])
+    return fs_cgls_csr_normal(op.n, op.p, ka, data, indices, indptr, V, c, B, op.k, op.w, T,
+                              sumsq, usum, op.nthreads, &op.work[0])
 
 
 cdef void _dense_blas_pass(const floating *X, Py_ssize_t n, Py_ssize_t p, Py_ssize_t ka,

@@ -15,35 +15,12 @@ from libc.math cimport sqrt, fabs
 
 from fastseq._lib._blas cimport (_syrk, _gemm, _potrf, _potrs, _pocon, _geqrf, _geqp3, _ormqr,
                             _trtrs, _trcon, _tpqrt, _copy)
+from fastseq._lib._kernels cimport FS_OK, fs_lsq_pack, fs_lsq_wcolsum
 
 import numpy as np
 
-cdef extern from "linear_model/lstsq.h" nogil:
-    void fastseq_lsq_wcolsum_d(const double *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
-                               const double *w, double *acc)
-    void fastseq_lsq_wcolsum_s(const float *x, ptrdiff_t ldx, ptrdiff_t nrows, ptrdiff_t p,
-                               const double *w, double *acc)
-    int fastseq_lsq_pack_d(const double *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
-                           ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
-                           const double *xmean, const double *ymean, const double *sqrtw,
-                           double *out, ptrdiff_t ldo)
-    int fastseq_lsq_pack_s(const float *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
-                           ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k,
-                           const double *xmean, const double *ymean, const double *sqrtw,
-                           double *out, ptrdiff_t ldo)
-
 # Inner block size of the triangular-pentagonal QR (columns per Householder panel).
 DEF TPQRT_IB = 32
-
-
-cdef inline int _pack(const floating *x, ptrdiff_t ldx, const double *y, ptrdiff_t ldy,
-                      ptrdiff_t nrows, ptrdiff_t p, ptrdiff_t k, const double *xmean,
-                      const double *ymean, const double *sqrtw, double *out,
-                      ptrdiff_t ldo) noexcept nogil:
-    if floating is float:
-        return fastseq_lsq_pack_s(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
-    else:
-        return fastseq_lsq_pack_d(x, ldx, y, ldy, nrows, p, k, xmean, ymean, sqrtw, out, ldo)
 
 
 cdef inline const double *_ptr1(const double[::1] a) noexcept:
@@ -63,12 +40,7 @@ def weighted_column_sums(const floating[:, ::1] X, const double[::1] w, Py_ssize
             nr = min(block, n - r0)
             for j in range(p):
                 part[j] = 0.0
-            if floating is float:
-                fastseq_lsq_wcolsum_s(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
-                                      &part[0])
-            else:
-                fastseq_lsq_wcolsum_d(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0,
-                                      &part[0])
+            fs_lsq_wcolsum(&X[r0, 0], p, nr, p, NULL if wp == NULL else wp + r0, &part[0])
             for j in range(p):
                 total[j] += part[j]
     return np.asarray(total)
@@ -84,8 +56,8 @@ def pack_block(const floating[:, ::1] X, const double[:, ::1] Y, const double[::
     cdef const double *ym = _ptr1(ymean)
     cdef const double *sw = _ptr1(sqrtw)
     with nogil:
-        status = _pack(&X[0, 0], p, &Y[0, 0], k, n, p, k, xm, ym, sw, &out[0, 0], n)
-    if status != 0:
+        status = fs_lsq_pack(&X[0, 0], p, &Y[0, 0], k, n, p, k, xm, ym, sw, &out[0, 0], n)
+    if status != FS_OK:
         raise ValueError("pack_block: bad arguments")
     return np.asarray(out)
 
@@ -107,8 +79,8 @@ def augmented_gram(const floating[:, ::1] X, const double[:, ::1] Y, const doubl
         for bi in range((n + nb - 1) // nb):
             r0 = bi * nb
             nr = min(nb, n - r0)
-            _pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
-                  NULL if sw == NULL else sw + r0, &B[0, 0], nb)
+            fs_lsq_pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
+                        NULL if sw == NULL else sw + r0, &B[0, 0], nb)
             # G += B.T @ B   (upper triangle)
             _syrk(c'U', c'T', <int>m, <int>nr, 1.0, &B[0, 0], <int>nb, 1.0, &G[0, 0], <int>m)
 
@@ -154,8 +126,8 @@ def augmented_r_update(const floating[:, ::1] X, const double[:, ::1] Y,
             r0 = bi * nb
             nr = min(nb, n - r0)
             # W[m:m + nr] = packed block (leading dimension ldw)
-            _pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
-                  NULL if sw == NULL else sw + r0, &W[m, 0], ldw)
+            fs_lsq_pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
+                        NULL if sw == NULL else sw + r0, &W[m, 0], ldw)
             # W[:m + nr] = np.linalg.qr(W[:m + nr]) in LAPACK's compact form (R on/above diag)
             info = _geqrf(<int>(m + nr), <int>m, &W[0, 0], <int>ldw, &tau[0], &work[0], lwork)
             if info != 0:
@@ -208,8 +180,8 @@ def refine_gradient(const floating[:, ::1] X, const double[:, ::1] Y, const doub
         for bi in range((n + nb - 1) // nb):
             r0 = bi * nb
             nr = min(nb, n - r0)
-            _pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
-                  NULL if sw == NULL else sw + r0, &B[0, 0], nb)
+            fs_lsq_pack(&X[r0, 0], p, &Y[r0, 0], k, nr, p, k, xm, ym,
+                        NULL if sw == NULL else sw + r0, &B[0, 0], nb)
             # B[:, p:] = yc - Xc @ beta      (the weighted residual block)
             _gemm(c'N', c'N', <int>nr, <int>k, <int>p, -1.0, &B[0, 0], <int>nb,
                   &beta[0, 0], <int>p, 1.0, &B[0, p], <int>nb)

@@ -22,7 +22,10 @@ from libc.stdint cimport int32_t
 from cython cimport floating
 
 from fastseq._lib._blas cimport _axpy, _dot, _gemv, _gemm_rm, _scal
-from fastseq._lib._kernels cimport FASTSEQ_OK, FASTSEQ_ERR_NONFINITE
+from fastseq._lib._kernels cimport (
+    FS_OK, FS_ERR_NONFINITE, fs_all_finite, fs_sgd_residual, fs_sgd_csr_residual,
+    fs_sgd_csr_update, fs_sgd_intercept, fs_sgd_average, fs_sgd_gather, fs_sgd_rows_contiguous,
+    fs_sgd_prefetch_dense, fs_sgd_prefetch_csr)
 
 import numpy as np
 
@@ -39,45 +42,6 @@ SCHEDULE_INVSCALING = _INVSCALING
 # Below this the scaled representation W = scale * V is folded back (V *= scale, scale = 1) so
 # that V cannot overflow; the same threshold sklearn uses.
 cdef double _MIN_SCALE = 1e-9
-
-
-cdef extern from "linear_model/sgd.h" nogil:
-    double fs_sgd_residual_d(Py_ssize_t m, Py_ssize_t k, const Py_ssize_t *rows, const double *Y,
-                             const double *sw, const double *b, double *R)
-    double fs_sgd_residual_f(Py_ssize_t m, Py_ssize_t k, const Py_ssize_t *rows, const float *Y,
-                             const float *sw, const float *b, float *R)
-    double fs_sgd_csr_residual_d(Py_ssize_t m, Py_ssize_t k, Py_ssize_t p, const Py_ssize_t *rows,
-                                 const Py_ssize_t *indptr, const int32_t *indices,
-                                 const double *data, const double *V, double scale,
-                                 const double *Y, const double *sw, const double *b, double *R)
-    double fs_sgd_csr_residual_f(Py_ssize_t m, Py_ssize_t k, Py_ssize_t p, const Py_ssize_t *rows,
-                                 const Py_ssize_t *indptr, const int32_t *indices,
-                                 const float *data, const float *V, float scale,
-                                 const float *Y, const float *sw, const float *b, float *R)
-    void fs_sgd_csr_update_d(Py_ssize_t m, Py_ssize_t k, Py_ssize_t p, const Py_ssize_t *rows,
-                             const Py_ssize_t *indptr, const int32_t *indices, const double *data,
-                             const double *R, double coef, double *V)
-    void fs_sgd_csr_update_f(Py_ssize_t m, Py_ssize_t k, Py_ssize_t p, const Py_ssize_t *rows,
-                             const Py_ssize_t *indptr, const int32_t *indices, const float *data,
-                             const float *R, float coef, float *V)
-    void fs_sgd_intercept_d(Py_ssize_t m, Py_ssize_t k, const double *R, double coef, double *b)
-    void fs_sgd_intercept_f(Py_ssize_t m, Py_ssize_t k, const float *R, float coef, float *b)
-    void fs_sgd_average_d(Py_ssize_t n, const double *V, double scale, double mu, double *avg)
-    void fs_sgd_average_f(Py_ssize_t n, const float *V, float scale, float mu, float *avg)
-    void fs_sgd_gather_d(Py_ssize_t m, Py_ssize_t p, const Py_ssize_t *rows, const double *X,
-                         double *Xb)
-    void fs_sgd_gather_f(Py_ssize_t m, Py_ssize_t p, const Py_ssize_t *rows, const float *X,
-                         float *Xb)
-    int fs_sgd_rows_contiguous(Py_ssize_t m, const Py_ssize_t *rows)
-    void fs_sgd_prefetch_dense(Py_ssize_t m_next, const Py_ssize_t *next, const char *X,
-                               size_t row_bytes, const char *Y, size_t y_row_bytes,
-                               const char *sw, size_t sw_bytes)
-    void fs_sgd_prefetch_csr(Py_ssize_t m_next, const Py_ssize_t *next, Py_ssize_t m_after,
-                             const Py_ssize_t *after, const Py_ssize_t *indptr,
-                             const int32_t *indices, const char *data, size_t data_bytes,
-                             const char *Y, size_t y_row_bytes, const char *sw, size_t sw_bytes)
-    int fs_all_finite_d(Py_ssize_t n, const double *x)
-    int fs_all_finite_f(Py_ssize_t n, const float *x)
 
 
 cdef struct Schedule:
@@ -115,10 +79,7 @@ cdef inline double _eta(const Schedule *s, double t) noexcept nogil:
 
 
 cdef inline void _all_finite_into(Py_ssize_t n, const floating *x, int *ok) noexcept nogil:
-    if floating is float:
-        ok[0] = ok[0] and fs_all_finite_f(n, x)
-    else:
-        ok[0] = ok[0] and fs_all_finite_d(n, x)
+    ok[0] = ok[0] and fs_all_finite(n, x)
 
 
 cdef inline floating _shrink(const Schedule *s, double eta, floating scale, Py_ssize_t kp,
@@ -148,21 +109,14 @@ cdef inline void _after_step(const Schedule *s, State *st, double eta, Py_ssize_
     # b -= (eta / m) * R.sum(axis=0)       (R already carries the sample weights)
     cdef floating step = <floating>(-eta / m)
     if s.fit_intercept:
-        if floating is float:
-            fs_sgd_intercept_f(m, k, R, step, b)
-        else:
-            fs_sgd_intercept_d(m, k, R, step, b)
+        fs_sgd_intercept(m, k, R, step, b)
     st.t += 1.0
     st.n_seen += m
     if s.average_start > 0 and st.n_seen >= s.average_start:
         # running means: avg_W += (W - avg_W) / n_avg,  avg_b += (b - avg_b) / n_avg
         st.n_avg += 1
-        if floating is float:
-            fs_sgd_average_f(k * p, V, scale, <float>(1.0 / st.n_avg), avg_W)
-            fs_sgd_average_f(k, b, 1, <float>(1.0 / st.n_avg), avg_b)
-        else:
-            fs_sgd_average_d(k * p, V, scale, 1.0 / st.n_avg, avg_W)
-            fs_sgd_average_d(k, b, 1, 1.0 / st.n_avg, avg_b)
+        fs_sgd_average(k * p, V, scale, <floating>(1.0 / st.n_avg), avg_W)
+        fs_sgd_average(k, b, 1, <floating>(1.0 / st.n_avg), avg_b)
 
 
 cdef inline int _finish(Py_ssize_t kp, Py_ssize_t k, floating scale, floating *V,
@@ -173,8 +127,8 @@ cdef inline int _finish(Py_ssize_t kp, Py_ssize_t k, floating scale, floating *V
         _scal(<int>kp, scale, V, 1)
     _all_finite_into(kp, V, &ok)
     _all_finite_into(k, b, &ok)
-    if status == FASTSEQ_OK and not ok:
-        status = FASTSEQ_ERR_NONFINITE
+    if status == FS_OK and not ok:
+        status = FS_ERR_NONFINITE
     return status
 
 
@@ -226,14 +180,14 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
     """One epoch of mini-batch SGD on dense X (n, p); W (k, p), b (k,) updated in place.
 
     Returns ``(status, t, n_seen, n_avg, loss_sum, first_batch_mean_loss)``; status is a
-    csrc/lib/fastseq.h code (FASTSEQ_ERR_NONFINITE on divergence: W, b are then unusable, the caller
+    csrc/lib/fastseq.h code (FS_ERR_NONFINITE on divergence: W, b are then unusable, the caller
     restores them).
     """
     cdef Schedule s = schedule
     cdef State st
     cdef Py_ssize_t n = perm.shape[0], p = X.shape[1], k = Y.shape[1]
     cdef Py_ssize_t start, m, kp = k * p
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     cdef double eta
     cdef floating scale = 1
     cdef const floating *xb
@@ -264,10 +218,7 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 xb = &X[rows[0], 0]
             else:
                 # Xb = X[rows]
-                if floating is float:
-                    fs_sgd_gather_f(m, p, rows, &X[0, 0], &Xb[0, 0])
-                else:
-                    fs_sgd_gather_d(m, p, rows, &X[0, 0], &Xb[0, 0])
+                fs_sgd_gather(m, p, rows, &X[0, 0], &Xb[0, 0])
                 xb = &Xb[0, 0]
             if k == 1 and m == 1:
                 # R[0, 0] = scale * x @ V[0]    (dot: less call overhead than gemv for classic SGD)
@@ -281,12 +232,9 @@ def epoch_dense(const floating[:, ::1] X, const floating[:, ::1] Y, const floati
                 _gemm_rm(False, True, <int>m, <int>k, <int>p, scale, xb, <int>p, &W[0, 0],
                          <int>p, <floating>0.0, &R[0, 0], <int>k)
             # R = sw[rows, None] * (R + b - Y[rows]);  loss += 0.5 * sum(sw * ||r||^2)
-            if floating is float:
-                st.loss += fs_sgd_residual_f(m, k, rows, &Y[0, 0], &sw[0], &b[0], &R[0, 0])
-            else:
-                st.loss += fs_sgd_residual_d(m, k, rows, &Y[0, 0], &sw[0], &b[0], &R[0, 0])
+            st.loss += fs_sgd_residual(m, k, rows, &Y[0, 0], &sw[0], &b[0], &R[0, 0])
             if not isfinite(st.loss):
-                status = FASTSEQ_ERR_NONFINITE
+                status = FS_ERR_NONFINITE
                 break
             if start == m:
                 st.first_loss = st.loss / m
@@ -320,7 +268,7 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
     cdef State st
     cdef Py_ssize_t n = perm.shape[0], p = n_features, k = Y.shape[1]
     cdef Py_ssize_t start, m, next_m, kp = k * p
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     cdef double eta
     cdef floating scale = 1
     cdef const Py_ssize_t *rows
@@ -356,28 +304,18 @@ def epoch_csr(const floating[::1] data, const int32_t[::1] indices, const Py_ssi
                                     sizeof(floating), <const char *>&Y[0, 0],
                                     k * sizeof(floating), <const char *>&sw[0], sizeof(floating))
             # R = sw[rows, None] * (scale * X[rows] @ V.T + b - Y[rows]);  loss += 0.5 sw ||r||^2
-            if floating is float:
-                st.loss += fs_sgd_csr_residual_f(m, k, p, rows, &indptr[0], indices_ptr,
-                                                 data_ptr, &W[0, 0], scale, &Y[0, 0], &sw[0],
-                                                 &b[0], &R[0, 0])
-            else:
-                st.loss += fs_sgd_csr_residual_d(m, k, p, rows, &indptr[0], indices_ptr,
-                                                 data_ptr, &W[0, 0], scale, &Y[0, 0], &sw[0],
-                                                 &b[0], &R[0, 0])
+            st.loss += fs_sgd_csr_residual(m, k, p, rows, &indptr[0], indices_ptr, data_ptr,
+                                           &W[0, 0], scale, &Y[0, 0], &sw[0], &b[0], &R[0, 0])
             if not isfinite(st.loss):
-                status = FASTSEQ_ERR_NONFINITE
+                status = FS_ERR_NONFINITE
                 break
             if start == m:
                 st.first_loss = st.loss / m
             eta = _eta(&s, st.t)
             scale = _shrink(&s, eta, scale, kp, &W[0, 0])
             # V -= (eta / (m scale)) * R.T @ X[rows]
-            if floating is float:
-                fs_sgd_csr_update_f(m, k, p, rows, &indptr[0], indices_ptr, data_ptr, &R[0, 0],
-                                    <float>(-eta / (m * scale)), &W[0, 0])
-            else:
-                fs_sgd_csr_update_d(m, k, p, rows, &indptr[0], indices_ptr, data_ptr, &R[0, 0],
-                                    -eta / (m * scale), &W[0, 0])
+            fs_sgd_csr_update(m, k, p, rows, &indptr[0], indices_ptr, data_ptr, &R[0, 0],
+                              <floating>(-eta / (m * scale)), &W[0, 0])
             _after_step(&s, &st, eta, m, k, p, &R[0, 0], scale, &W[0, 0], &b[0],
                         &avg_W[0, 0], &avg_b[0])
         status = _finish(kp, k, scale, &W[0, 0], &b[0], status)

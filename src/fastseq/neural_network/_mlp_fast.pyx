@@ -17,50 +17,20 @@ from libc.math cimport sqrt, pow, isfinite
 from libc.string cimport memcpy
 
 from fastseq._lib._blas cimport _gemm_rm, _nrm2, _dot, _axpy
-from fastseq._lib._kernels cimport FASTSEQ_OK, FASTSEQ_ERR_NONFINITE
+from fastseq._lib._kernels cimport (
+    FS_OK, FS_ERR_NONFINITE, FS_ACT_IDENTITY, FS_ACT_LOGISTIC, FS_ACT_TANH, FS_ACT_RELU,
+    FS_LOSS_SQUARED, FS_LOSS_BINARY_XENT, FS_LOSS_SOFTMAX_XENT, FS_SOLVER_SGD, FS_SOLVER_ADAM,
+    fs_nn_bias_act, fs_nn_act_backward, fs_nn_colsum, fs_nn_act_backward_colsum,
+    fs_nn_gather_rows, fs_nn_loss_grad, fs_nn_output, fs_nn_sgd_step, fs_nn_adam_step)
 
 import numpy as np
 
-cdef extern from "neural_network/mlp.h" nogil:
-    void fs_nn_bias_act_d(Py_ssize_t n, Py_ssize_t m, double *z, const double *b, int act)
-    void fs_nn_bias_act_f(Py_ssize_t n, Py_ssize_t m, float *z, const float *b, int act)
-    void fs_nn_act_backward_d(Py_ssize_t n, Py_ssize_t m, double *delta, const double *a, int act)
-    void fs_nn_act_backward_f(Py_ssize_t n, Py_ssize_t m, float *delta, const float *a, int act)
-    void fs_nn_colsum_d(Py_ssize_t n, Py_ssize_t m, const double *x, double *out)
-    void fs_nn_colsum_f(Py_ssize_t n, Py_ssize_t m, const float *x, float *out)
-    void fs_nn_act_backward_colsum_d(Py_ssize_t n, Py_ssize_t m, double *delta, const double *a,
-                                     int act, double *bias_grad)
-    void fs_nn_act_backward_colsum_f(Py_ssize_t n, Py_ssize_t m, float *delta, const float *a,
-                                     int act, float *bias_grad)
-    void fs_nn_gather_rows_d(Py_ssize_t n, const Py_ssize_t *idx, const double *src,
-                             Py_ssize_t width, double *dst, const Py_ssize_t *next_idx,
-                             Py_ssize_t n_next)
-    void fs_nn_gather_rows_f(Py_ssize_t n, const Py_ssize_t *idx, const float *src,
-                             Py_ssize_t width, float *dst, const Py_ssize_t *next_idx,
-                             Py_ssize_t n_next)
-    int fs_nn_loss_grad_d(int loss, Py_ssize_t n, Py_ssize_t m, const double *z, const double *y,
-                          double *delta, double scale, double *loss_sum, double *bias_grad)
-    int fs_nn_loss_grad_f(int loss, Py_ssize_t n, Py_ssize_t m, const float *z, const float *y,
-                          float *delta, float scale, double *loss_sum, float *bias_grad)
-    void fs_nn_output_d(int loss, Py_ssize_t n, Py_ssize_t m, double *z)
-    void fs_nn_output_f(int loss, Py_ssize_t n, Py_ssize_t m, float *z)
-    int fs_nn_sgd_step_d(Py_ssize_t n, Py_ssize_t n_decay, double *w, double *velocity,
-                         const double *g, double gscale, double decay, double lr,
-                         double momentum, int nesterov, double *w_sq)
-    int fs_nn_sgd_step_f(Py_ssize_t n, Py_ssize_t n_decay, float *w, float *velocity,
-                         const float *g, float gscale, float decay, float lr,
-                         float momentum, int nesterov, float *w_sq)
-    int fs_nn_adam_step_d(Py_ssize_t n, Py_ssize_t n_decay, double *w, double *m1, double *m2,
-                          const double *g, double gscale, double decay, double lr_t,
-                          double beta1, double beta2, double eps, double *w_sq)
-    int fs_nn_adam_step_f(Py_ssize_t n, Py_ssize_t n_decay, float *w, float *m1, float *m2,
-                          const float *g, float gscale, float decay, float lr_t,
-                          float beta1, float beta2, float eps, float *w_sq)
-
-# Codes shared with csrc/neural_network/mlp.h (the Python layer maps names to these).
-ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
-LOSSES = {"squared_error": 0, "binary_log_loss": 1, "log_loss": 2}
-SOLVERS = {"sgd": 0, "adam": 1}
+# The C enums of csrc/neural_network/mlp.h by the names the Python layer uses.
+ACTIVATIONS = {"identity": FS_ACT_IDENTITY, "logistic": FS_ACT_LOGISTIC, "tanh": FS_ACT_TANH,
+               "relu": FS_ACT_RELU}
+LOSSES = {"squared_error": FS_LOSS_SQUARED, "binary_log_loss": FS_LOSS_BINARY_XENT,
+          "log_loss": FS_LOSS_SOFTMAX_XENT}
+SOLVERS = {"sgd": FS_SOLVER_SGD, "adam": FS_SOLVER_ADAM}
 DEFAULT_CHUNK = 4096   # rows per forward pass in predict (bounds the workspace)
 # Row blocking of the layer GEMMs (train_epoch's gemm_mnk): OpenBLAS's SkylakeX kernels (which it
 # also runs on Cooperlake / Sapphire Rapids and on AVX-512 AMD CPUs) take an unpacked "small
@@ -70,80 +40,6 @@ DEFAULT_CHUNK = 4096   # rows per forward pass in predict (bounds the workspace)
 # worth it:
 cdef enum:
     MIN_BLOCK_ROWS = 8
-
-
-# ---- typed dispatch to the C kernels ---------------------------------------------------------
-cdef inline void _bias_act(Py_ssize_t n, Py_ssize_t m, floating *z, const floating *b,
-                           int act) noexcept nogil:
-    if floating is float:
-        fs_nn_bias_act_f(n, m, z, b, act)
-    else:
-        fs_nn_bias_act_d(n, m, z, b, act)
-
-cdef inline void _act_backward(Py_ssize_t n, Py_ssize_t m, floating *delta, const floating *a,
-                               int act) noexcept nogil:
-    if floating is float:
-        fs_nn_act_backward_f(n, m, delta, a, act)
-    else:
-        fs_nn_act_backward_d(n, m, delta, a, act)
-
-cdef inline void _colsum(Py_ssize_t n, Py_ssize_t m, const floating *x,
-                         floating *out) noexcept nogil:
-    if floating is float:
-        fs_nn_colsum_f(n, m, x, out)
-    else:
-        fs_nn_colsum_d(n, m, x, out)
-
-cdef inline void _act_backward_colsum(Py_ssize_t n, Py_ssize_t m, floating *delta,
-                                      const floating *a, int act,
-                                      floating *bias_grad) noexcept nogil:
-    if floating is float:
-        fs_nn_act_backward_colsum_f(n, m, delta, a, act, bias_grad)
-    else:
-        fs_nn_act_backward_colsum_d(n, m, delta, a, act, bias_grad)
-
-cdef inline void _gather_rows(Py_ssize_t n, const Py_ssize_t *idx, const floating *src,
-                              Py_ssize_t width, floating *dst, const Py_ssize_t *next_idx,
-                              Py_ssize_t n_next) noexcept nogil:
-    if floating is float:
-        fs_nn_gather_rows_f(n, idx, src, width, dst, next_idx, n_next)
-    else:
-        fs_nn_gather_rows_d(n, idx, src, width, dst, next_idx, n_next)
-
-cdef inline int _loss_grad(int loss, Py_ssize_t n, Py_ssize_t m, const floating *z,
-                           const floating *y, floating *delta, floating scale,
-                           double *loss_sum, floating *bias_grad=NULL) noexcept nogil:
-    if floating is float:
-        return fs_nn_loss_grad_f(loss, n, m, z, y, delta, scale, loss_sum, bias_grad)
-    else:
-        return fs_nn_loss_grad_d(loss, n, m, z, y, delta, scale, loss_sum, bias_grad)
-
-cdef inline void _output(int loss, Py_ssize_t n, Py_ssize_t m, floating *z) noexcept nogil:
-    if floating is float:
-        fs_nn_output_f(loss, n, m, z)
-    else:
-        fs_nn_output_d(loss, n, m, z)
-
-cdef inline int _sgd(Py_ssize_t n, Py_ssize_t n_decay, floating *w, floating *vel,
-                     const floating *g, floating gscale, floating decay, floating lr,
-                     floating momentum, int nesterov, floating *w_sq=NULL) noexcept nogil:
-    if floating is float:
-        return fs_nn_sgd_step_f(n, n_decay, w, vel, g, gscale, decay, lr, momentum, nesterov,
-                                w_sq)
-    else:
-        return fs_nn_sgd_step_d(n, n_decay, w, vel, g, gscale, decay, lr, momentum, nesterov,
-                                w_sq)
-
-cdef inline int _adam(Py_ssize_t n, Py_ssize_t n_decay, floating *w, floating *m1,
-                      floating *m2, const floating *g, floating gscale, floating decay,
-                      floating lr_t, floating beta1, floating beta2,
-                      floating eps, floating *w_sq=NULL) noexcept nogil:
-    if floating is float:
-        return fs_nn_adam_step_f(n, n_decay, w, m1, m2, g, gscale, decay, lr_t, beta1, beta2, eps,
-                                 w_sq)
-    else:
-        return fs_nn_adam_step_d(n, n_decay, w, m1, m2, g, gscale, decay, lr_t, beta1, beta2, eps,
-                                 w_sq)
 
 
 # ---- network description -----------------------------------------------------------------------
@@ -216,8 +112,8 @@ cdef void _forward(const Net *net, const floating *params, const floating *x, Py
                      <floating>0.0, a + r * fan_out, <int>fan_out)
             # a[r:r+rows] = f(a[r:r+rows] + b_l) while the block is still in cache
             # (identity on the output layer: the loss kernel applies its link)
-            _bias_act(rows, fan_out, a + r * fan_out, params + net.b_off[l - 1],
-                      net.act if l < net.n_layers else 0)
+            fs_nn_bias_act(rows, fan_out, a + r * fan_out, params + net.b_off[l - 1],
+                           net.act if l < net.n_layers else 0)
             r += rows
         a_prev = a
 
@@ -238,9 +134,9 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
     cdef floating *z_out = work + _act_offset(net, L)
     # delta_L = scale * dLoss/dz_L   (prediction - target for the canonical links);
     # grad b_L = delta_L.sum(axis=0) in the same pass
-    status = _loss_grad(net.loss, n, net.sizes[L], z_out, y, delta, scale, loss_sum,
-                        grads + net.b_off[L - 1])
-    if status != FASTSEQ_OK:
+    status = fs_nn_loss_grad(net.loss, n, net.sizes[L], z_out, y, delta, scale, loss_sum,
+                             grads + net.b_off[L - 1])
+    if status != FS_OK:
         return status
     for l in range(L, 0, -1):
         fan_in = net.sizes[l - 1]
@@ -263,8 +159,8 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
                      delta, <int>fan_out, params + net.w_off[l - 1], <int>fan_out,
                      <floating>0.0, delta_prev, <int>fan_in)
             # ... and grad b_{l-1} = delta_{l-1}.sum(axis=0), in the same pass
-            _act_backward_colsum(n, fan_in, delta_prev, a_prev, net.act,
-                                 grads + net.b_off[l - 2])
+            fs_nn_act_backward_colsum(n, fan_in, delta_prev, a_prev, net.act,
+                                      grads + net.b_off[l - 2])
             tmp = delta
             delta = delta_prev
             delta_prev = tmp
@@ -273,13 +169,13 @@ cdef int _loss_backward(const Net *net, const floating *params, floating *grads,
             _gemm_rm(False, True, <int>n, <int>fan_in, <int>fan_out, <floating>1.0,
                      delta, <int>fan_out, params + net.w_off[0], <int>fan_out,
                      <floating>0.0, dx, <int>fan_in)
-    return FASTSEQ_OK
+    return FS_OK
 
 
 # scikit-learn's MLP losses: cross-entropies are means over samples (summed over outputs);
 # squared error is 0.5 * mean over samples AND outputs, so its gradient carries 1/(n m).
 cdef inline double _loss_norm(const Net *net, Py_ssize_t n) noexcept nogil:
-    if net.loss == 0:
+    if net.loss == FS_LOSS_SQUARED:
         return 1.0 / (<double>n * net.sizes[net.n_layers])
     return 1.0 / <double>n
 
@@ -350,7 +246,7 @@ def predict(const floating[::1] params, const floating[:, ::1] X, floating[:, ::
             _forward(&net, &params[0], &X[start, 0], rows, &work[0])
             z = &work[0] + _act_offset(&net, net.n_layers)
             if apply_output:
-                _output(loss, rows, m, z)
+                fs_nn_output(loss, rows, m, z)
             memcpy(&out[start, 0], z, rows * m * sizeof(floating))
             start += rows
 
@@ -395,7 +291,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
     cdef Py_ssize_t start, rows, next_rows, n_updates = 0
     cdef double batch_loss, total = 0.0, gnorm, lr_t
     cdef floating gscale, sq
-    cdef int status = FASTSEQ_OK
+    cdef int status = FS_OK
     with nogil:
         memcpy(&snapshot[0], &params[0], n_params * sizeof(floating))
         # sq = ||W||^2 of the current weights; afterwards every optimizer step returns it for
@@ -407,10 +303,10 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
             if shuffled:
                 # x_batch = X[order[start:start+rows]] (and Y); prefetch the next batch's rows
                 next_rows = min(batch_size, n - start - rows)
-                _gather_rows(rows, &idx[0] + start, &X[0, 0], n_in, xbuf,
-                             &idx[0] + start + rows, next_rows)
-                _gather_rows(rows, &idx[0] + start, &Y[0, 0], n_out, ybuf,
-                             &idx[0] + start + rows, next_rows)
+                fs_nn_gather_rows(rows, &idx[0] + start, &X[0, 0], n_in, xbuf,
+                                  &idx[0] + start + rows, next_rows)
+                fs_nn_gather_rows(rows, &idx[0] + start, &Y[0, 0], n_out, ybuf,
+                                  &idx[0] + start + rows, next_rows)
                 xb = xbuf
                 yb = ybuf
             else:
@@ -419,7 +315,7 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
             _forward(&net, &params[0], xb, rows, &work[0])
             status = _loss_backward(&net, &params[0], &grads[0], xb, yb, rows,
                                     <floating>_loss_norm(&net, rows), &work[0], &batch_loss)
-            if status != FASTSEQ_OK:
+            if status != FS_OK:
                 break
             # objective of the batch: mean loss + alpha/(2 rows) ||W||^2, weighted by rows
             total += batch_loss * _loss_norm(&net, rows) * rows + 0.5 * alpha * sq
@@ -430,25 +326,26 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
                 # of the new weights catches it: a non-finite g makes the new w non-finite)
                 gnorm = _nrm2(<int>n_params, &grads[0], 1)
                 if not isfinite(gnorm):
-                    status = FASTSEQ_ERR_NONFINITE
+                    status = FS_ERR_NONFINITE
                     break
                 if gnorm > max_grad_norm:
                     gscale = <floating>(max_grad_norm / gnorm)
-            if solver == 0:
-                status = _sgd(n_params, n_weights, &params[0], &state1[0], &grads[0], gscale,
-                              <floating>(alpha / rows), <floating>lr, <floating>momentum,
-                              nesterov, &sq)
+            if solver == FS_SOLVER_SGD:
+                status = fs_nn_sgd_step(n_params, n_weights, &params[0], &state1[0], &grads[0],
+                                        gscale, <floating>(alpha / rows), <floating>lr,
+                                        <floating>momentum, nesterov, &sq)
             else:
                 adam_t += 1
                 lr_t = lr * sqrt(1.0 - pow(beta2, <double>adam_t)) / (1.0 - pow(beta1, <double>adam_t))
-                status = _adam(n_params, n_weights, &params[0], &state1[0], &state2[0],
-                               &grads[0], gscale, <floating>(alpha / rows), <floating>lr_t,
-                               <floating>beta1, <floating>beta2, <floating>epsilon, &sq)
-            if status != FASTSEQ_OK:
+                status = fs_nn_adam_step(n_params, n_weights, &params[0], &state1[0], &state2[0],
+                                         &grads[0], gscale, <floating>(alpha / rows),
+                                         <floating>lr_t, <floating>beta1, <floating>beta2,
+                                         <floating>epsilon, &sq)
+            if status != FS_OK:
                 break
             n_updates += 1
             start += rows
-        if status != FASTSEQ_OK:
+        if status != FS_OK:
             memcpy(&params[0], &snapshot[0], n_params * sizeof(floating))
     return status, total, adam_t, n_updates
 
@@ -457,18 +354,18 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
 def bias_act(floating[:, ::1] z, const floating[::1] b, int act):
     """In place: z = act(z + b)."""
     with nogil:
-        _bias_act(z.shape[0], z.shape[1], &z[0, 0], &b[0], act)
+        fs_nn_bias_act(z.shape[0], z.shape[1], &z[0, 0], &b[0], act)
 
 
 def act_backward(floating[:, ::1] delta, const floating[:, ::1] a, int act):
     """In place: delta *= act'(z) evaluated from a = act(z)."""
     with nogil:
-        _act_backward(delta.shape[0], delta.shape[1], &delta[0, 0], &a[0, 0], act)
+        fs_nn_act_backward(delta.shape[0], delta.shape[1], &delta[0, 0], &a[0, 0], act)
 
 
 def colsum(const floating[:, ::1] x, floating[::1] out):
     with nogil:
-        _colsum(x.shape[0], x.shape[1], &x[0, 0], &out[0])
+        fs_nn_colsum(x.shape[0], x.shape[1], &x[0, 0], &out[0])
 
 
 def act_backward_colsum(floating[:, ::1] delta, const floating[:, ::1] a, int act,
@@ -479,8 +376,8 @@ def act_backward_colsum(floating[:, ::1] delta, const floating[:, ::1] a, int ac
     if bias_grad.shape[0] != delta.shape[1]:
         raise ValueError("bias_grad must have delta.shape[1] entries")
     with nogil:
-        _act_backward_colsum(delta.shape[0], delta.shape[1], &delta[0, 0], &a[0, 0], act,
-                             &bias_grad[0])
+        fs_nn_act_backward_colsum(delta.shape[0], delta.shape[1], &delta[0, 0], &a[0, 0], act,
+                                  &bias_grad[0])
 
 
 def gather_rows(const Py_ssize_t[::1] idx, const floating[:, ::1] src, floating[:, ::1] dst,
@@ -496,8 +393,8 @@ def gather_rows(const Py_ssize_t[::1] idx, const floating[:, ::1] src, floating[
         if next_idx[i] < 0 or next_idx[i] >= src.shape[0]:
             raise ValueError("row index out of range")
     with nogil:
-        _gather_rows(n, &idx[0] if n else NULL, &src[0, 0], src.shape[1], &dst[0, 0],
-                     &next_idx[0] if n_next else NULL, n_next)
+        fs_nn_gather_rows(n, &idx[0] if n else NULL, &src[0, 0], src.shape[1], &dst[0, 0],
+                          &next_idx[0] if n_next else NULL, n_next)
 
 
 def loss_and_delta(int loss, const floating[:, ::1] z, const floating[:, ::1] y,
@@ -512,14 +409,14 @@ def loss_and_delta(int loss, const floating[:, ::1] z, const floating[:, ::1] y,
             raise ValueError("bias_grad must have z.shape[1] entries")
         bg = &bias_grad[0]
     with nogil:
-        status = _loss_grad(loss, z.shape[0], z.shape[1], &z[0, 0], &y[0, 0], &delta[0, 0],
-                            <floating>scale, &loss_sum, bg)
+        status = fs_nn_loss_grad(loss, z.shape[0], z.shape[1], &z[0, 0], &y[0, 0], &delta[0, 0],
+                                 <floating>scale, &loss_sum, bg)
     return status, loss_sum
 
 
 def output_activation(int loss, floating[:, ::1] z):
     with nogil:
-        _output(loss, z.shape[0], z.shape[1], &z[0, 0])
+        fs_nn_output(loss, z.shape[0], z.shape[1], &z[0, 0])
 
 
 def sgd_step(floating[::1] w, floating[::1] velocity, const floating[::1] g, Py_ssize_t n_decay,
@@ -530,8 +427,8 @@ def sgd_step(floating[::1] w, floating[::1] velocity, const floating[::1] g, Py_
     cdef int status
     cdef floating w_sq = 0
     with nogil:
-        status = _sgd(w.shape[0], n_decay, &w[0], &velocity[0], &g[0], <floating>gscale,
-                      <floating>decay, <floating>lr, <floating>momentum, nesterov, &w_sq)
+        status = fs_nn_sgd_step(w.shape[0], n_decay, &w[0], &velocity[0], &g[0], <floating>gscale,
+                                <floating>decay, <floating>lr, <floating>momentum, nesterov, &w_sq)
     if return_w_sq:
         return status, w_sq
     return status
@@ -546,9 +443,9 @@ def adam_step(floating[::1] w, floating[::1] m1, floating[::1] m2, const floatin
     cdef floating w_sq = 0
     cdef double lr_t = lr * sqrt(1.0 - pow(beta2, <double>t)) / (1.0 - pow(beta1, <double>t))
     with nogil:
-        status = _adam(w.shape[0], n_decay, &w[0], &m1[0], &m2[0], &g[0], <floating>gscale,
-                       <floating>decay, <floating>lr_t, <floating>beta1, <floating>beta2,
-                       <floating>epsilon, &w_sq)
+        status = fs_nn_adam_step(w.shape[0], n_decay, &w[0], &m1[0], &m2[0], &g[0],
+                                 <floating>gscale, <floating>decay, <floating>lr_t,
+                                 <floating>beta1, <floating>beta2, <floating>epsilon, &w_sq)
     if return_w_sq:
         return status, w_sq
     return status
