@@ -177,8 +177,9 @@ cdef inline void _initial_state(Py_ssize_t B, Py_ssize_t H, const floating *stat
 
 
 # ---- LSTM -------------------------------------------------------------------------------------
-# The time loops are C (fs_lstm_forward_seq / fs_lstm_backward_seq, csrc/recurrent/recurrent.c) on weights
-# packed once per call (csrc/lib/packed.h): forward, one tile product [x_t | h_{t-1}] @ [w_ih | w_hh]^T
+# The time loops are C (fs_lstm_forward_seq / fs_lstm_backward_seq, csrc/recurrent/recurrent.c)
+# on weights packed once per call (csrc/lib/packed.h): forward, one tile product
+# [x_t | h_{t-1}] @ [w_ih | w_hh]^T
 # per step fused with the gate math; backward, one tile product dgates_t @ [w_hh | w_ih] per step
 # giving [dh_{t-1} | dx_t]. A team of threads splits the batch's sequences (no per-step
 # synchronisation). x_packed and h_in share one (N, D + H) array `xh` (row j = [x_t, h_{t-1}] of
@@ -197,7 +198,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     h0/c0: (B, H) arrays of x's dtype or None (zeros). y must be zero-filled if ragged.
     isa: tile kernels to use (0 = best for this CPU; tests force the others, see packed.h)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = x.shape[2], H = w_hh.shape[1]
-    cdef Py_ssize_t G4 = 4 * H, N = xh.shape[0], L = D + H
+    cdef Py_ssize_t G4 = 4 * H, L = D + H
     cdef const floating[:, ::1] h0v, c0v
     cdef const floating *h0p = NULL
     cdef const floating *c0p = NULL

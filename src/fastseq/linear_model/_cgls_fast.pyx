@@ -25,7 +25,6 @@
 #   and these are the same numbers, so both stop at the same iteration.
 from libc.math cimport sqrt, isfinite
 from libc.stdint cimport int32_t, int64_t
-from libc.string cimport memcpy
 
 import numpy as np
 
@@ -57,7 +56,8 @@ cdef class NormalOperator:
     ``normal(V)`` returns T = A_c^T W (A_c V [+ B]) and ||A_c V [+ B]||_W^2 per column through one
     fused pass (dense row-major or CSR, any float dtype, int32/int64 indices) or, for a
     ``scipy.sparse.linalg.LinearOperator``, through its matmat/rmatmat with the GIL held.
-    The arrays are validated by the Python layer (fastseq.linear_model._cgls) and only referenced here.
+    The arrays are validated by the Python layer (fastseq.linear_model._cgls) and only referenced
+    here.
     """
     cdef int kind
     cdef bint single               # float32 data (else float64)
@@ -107,7 +107,8 @@ cdef class NormalOperator:
         if self.kind == OP_PY or entries < 2_000_000:
             nthreads = 1
         self.nthreads = max(1, nthreads)
-        # Per-thread slices of T and per-thread scalars (see csrc/linear_model/cgls.h): allocated once per call.
+        # Per-thread slices of T and per-thread scalars (see csrc/linear_model/cgls.h): allocated
+        # once per call.
         self.work = np.empty((self.nthreads - 1) * self.p * self.k + self.nthreads * 3 * self.k,
                              dtype=np.float64)
         # Dense pass: "blas" (row blocks of ~block_bytes through GEMV/GEMM, block re-read from

@@ -1,8 +1,8 @@
 # Least-squares drivers (layer 2) for fastseq.LinearRegression.
 #
 # The design X (row-major, float32 or float64) is only ever read in row blocks. Each block is
-# packed by csrc/linear_model/lstsq.c into a float64 column-major workspace B = sqrt(W) [X - xmean, Y - ymean]
-# (nb x m, m = p + k) and then consumed by one BLAS-3 call:
+# packed by csrc/linear_model/lstsq.c into a float64 column-major workspace
+# B = sqrt(W) [X - xmean, Y - ymean] (nb x m, m = p + k) and then consumed by one BLAS-3 call:
 #   * Gram path:  G += B' B                (dsyrk)   -> augmented Gram [[Xc'WXc, Xc'WYc], [., .]]
 #   * QR path:    R <- qr([R; B]).R         (dgeqrf on a stacked workspace) -> augmented R factor
 #                                                       [[R, Q'y], [0, rho]]
@@ -14,7 +14,7 @@ from cython cimport floating
 from libc.math cimport sqrt, fabs
 
 from fastseq._lib._blas cimport (_syrk, _gemm, _potrf, _potrs, _pocon, _geqrf, _geqp3, _ormqr,
-                            _trtrs, _trcon, _tpqrt, _copy)
+                                 _trtrs, _trcon, _tpqrt)
 from fastseq._lib._kernels cimport FS_OK, fs_lsq_pack, fs_lsq_wcolsum
 
 import numpy as np

@@ -23,7 +23,6 @@ from fastseq._lib._kernels cimport (
     fs_nn_bias_act, fs_nn_act_backward, fs_nn_colsum, fs_nn_act_backward_colsum,
     fs_nn_gather_rows, fs_nn_loss_grad, fs_nn_output, fs_nn_sgd_step, fs_nn_adam_step)
 
-import numpy as np
 
 # The C enums of csrc/neural_network/mlp.h by the names the Python layer uses.
 ACTIVATIONS = {"identity": FS_ACT_IDENTITY, "logistic": FS_ACT_LOGISTIC, "tanh": FS_ACT_TANH,
@@ -44,10 +43,10 @@ cdef enum:
 
 # ---- network description -----------------------------------------------------------------------
 cdef struct Net:
-    int n_layers            # L (number of weight matrices)
-    const Py_ssize_t *sizes # L + 1 layer widths, sizes[0] = n_features
-    const Py_ssize_t *w_off # offset of W_l (l = 1..L at index l-1) in params
-    const Py_ssize_t *b_off # offset of b_l in params
+    int n_layers              # L (number of weight matrices)
+    const Py_ssize_t *sizes   # L + 1 layer widths, sizes[0] = n_features
+    const Py_ssize_t *w_off   # offset of W_l (l = 1..L at index l-1) in params
+    const Py_ssize_t *b_off   # offset of b_l in params
     Py_ssize_t batch        # B: rows the workspace was sized for
     Py_ssize_t max_width    # max(sizes[1:])
     int act                 # hidden activation code
@@ -76,7 +75,7 @@ def workspace_size(const Py_ssize_t[::1] sizes, Py_ssize_t batch):
 
 
 cdef inline Py_ssize_t _row_block(const Net *net, Py_ssize_t n, Py_ssize_t fan_in,
-                                   Py_ssize_t fan_out) noexcept nogil:
+                                  Py_ssize_t fan_out) noexcept nogil:
     """Rows per GEMM call for a layer product over n rows: all n, or -- when net.gemm_mnk is
     set and fan_in * fan_out * n exceeds it -- near-equal blocks of at most
     gemm_mnk / (fan_in * fan_out) rows (not fewer than MIN_BLOCK_ROWS)."""
@@ -235,7 +234,7 @@ def predict(const floating[::1] params, const floating[:, ::1] X, floating[:, ::
             bint apply_output):
     """Network outputs for every row of X into out (probabilities if apply_output, else the
     output pre-activations), in chunks of ``chunk`` rows; work sized for ``chunk`` rows."""
-    cdef Py_ssize_t n = X.shape[0], start, rows, i
+    cdef Py_ssize_t n = X.shape[0], start, rows
     cdef Net net = _make_net(sizes, w_off, b_off, chunk, act, loss)
     cdef Py_ssize_t m = sizes[sizes.shape[0] - 1]
     cdef floating *z
@@ -284,7 +283,8 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
     cdef bint shuffled = order is not None
     if shuffled:
         idx = order
-    cdef floating *xbuf = &work[0] + _act_offset(&net, net.n_layers + 1) + 2 * batch_size * net.max_width
+    cdef floating *xbuf = (&work[0] + _act_offset(&net, net.n_layers + 1)
+                           + 2 * batch_size * net.max_width)
     cdef floating *ybuf = xbuf + batch_size * n_in
     cdef const floating *xb
     cdef const floating *yb
@@ -336,7 +336,8 @@ def train_epoch(floating[::1] params, floating[::1] grads, floating[::1] state1,
                                         <floating>momentum, nesterov, &sq)
             else:
                 adam_t += 1
-                lr_t = lr * sqrt(1.0 - pow(beta2, <double>adam_t)) / (1.0 - pow(beta1, <double>adam_t))
+                lr_t = (lr * sqrt(1.0 - pow(beta2, <double>adam_t))
+                        / (1.0 - pow(beta1, <double>adam_t)))
                 status = fs_nn_adam_step(n_params, n_weights, &params[0], &state1[0], &state2[0],
                                          &grads[0], gscale, <floating>(alpha / rows),
                                          <floating>lr_t, <floating>beta1, <floating>beta2,
