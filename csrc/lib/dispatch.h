@@ -16,12 +16,12 @@
  * no state of our own, nothing next to a kernel call). Chosen over GCC's target_clones (ifunc)
  * and over tables of function pointers filled at load time because it is the only one of them
  * that (a) lets a caller force a lower level (the `isa` arguments the tests use to run the
- * portable and AVX2 paths on an AVX-512 machine, via fs_isa_resolve), (b) needs no glibc ifunc
- * and builds with GCC and Clang alike, and (c) keeps an OpenMP region's outlined body under the
- * right target: the dispatched function is the per-thread loop, called from inside the parallel
- * region (a target attribute on a function does not reach the region GCC outlines from it before
- * inlining). Kernels written per level by hand (packed.c's tiles) are picked with the same
- * fs_isa_resolve().
+ * portable and AVX2 paths on an AVX-512 machine, via fs_isa_resolve; today the packed tiles
+ * and the LSTM cells take it, the other kernels run the best copy and their portable copies are
+ * tested by the FS_PORTABLE build) and (b) needs no glibc ifunc and builds with GCC and Clang
+ * alike. With OpenMP, the dispatched function is the per-thread loop, called from inside the
+ * parallel region, so the outlined region itself needs no target attribute. Kernels written per
+ * level by hand (packed.c's tiles) are picked with the same fs_isa_resolve().
  * The AVX-512 level needs VL/BW/DQ as well as F because GCC uses their 256-bit EVEX forms in the
  * auto-vectorised loops: the CGLS dense loop compiles to the same instructions as under
  * "arch=x86-64-v4", while with avx512f alone GCC 12 contracted fewer products into FMAs, which

@@ -5,7 +5,9 @@
 /* No FMA contraction anywhere in this file, so the portable, AVX2 and AVX-512 copies of each
  * kernel (dispatch.h) round exactly alike: results do not depend on the CPU, and they follow
  * scikit-learn's (unfused) NumPy arithmetic. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
 
@@ -24,18 +26,7 @@
 #define TANH fs_tanh_d
 #define DSIGMOID fs_dsigmoid_from_out_d
 #define DTANH fs_dtanh_from_out_d
-#include "neural_network/mlp_impl.h"
-#undef T
-#undef SFX
-#undef FEXP
-#undef FLOG
-#undef FLOG1P
-#undef FABS
-#undef FSQRT
-#undef SIGMOID
-#undef TANH
-#undef DSIGMOID
-#undef DTANH
+#include "neural_network/mlp_impl.h"   /* undefines the parameters above */
 
 #define T float
 #define SFX(name) name##_f
@@ -48,4 +39,4 @@
 #define TANH fs_tanh_f
 #define DSIGMOID fs_dsigmoid_from_out_f
 #define DTANH fs_dtanh_from_out_f
-#include "neural_network/mlp_impl.h"
+#include "neural_network/mlp_impl.h"   /* undefines the parameters above */

@@ -1,5 +1,6 @@
 /* Template body of mlp.c, included once per floating type with T, SFX(name), FEXP, FLOG, FLOG1P,
- * FABS, FSQRT, SIGMOID, TANH, DSIGMOID, DTANH defined. Not a public header. */
+ * FABS, FSQRT, SIGMOID, TANH, DSIGMOID, DTANH defined; undefines them at its end. Not a public
+ * header. */
 
 /* z[i, j] = act(z[i, j] + b[j]) in place: the GEMM X @ W has already been written to z. */
 FS_INLINE void SFX(bias_act_body)(ptrdiff_t n, ptrdiff_t m, T *z, const T *b, int act)
@@ -353,3 +354,15 @@ FS_DISPATCH_AVX512(int, SFX(fs_nn_adam_step), SFX(adam_step_body),
                    (ptrdiff_t n, ptrdiff_t n_decay, T *w, T *m1, T *m2, const T *g, T gscale,
                     T decay, T lr_t, T beta1, T beta2, T eps, T *w_sq),
                    (n, n_decay, w, m1, m2, g, gscale, decay, lr_t, beta1, beta2, eps, w_sq))
+
+#undef T
+#undef SFX
+#undef FEXP
+#undef FLOG
+#undef FLOG1P
+#undef FABS
+#undef FSQRT
+#undef SIGMOID
+#undef TANH
+#undef DSIGMOID
+#undef DTANH

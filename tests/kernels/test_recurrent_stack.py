@@ -8,6 +8,7 @@ import pytest
 
 from fastseq import ops
 from fastseq._recurrent import stack
+from fastseq._recurrent.cells import _packing
 from fastseq.reference import recurrent as ref
 from fastseq.reference.testing import assert_close_to_scale, central_differences
 
@@ -303,12 +304,16 @@ def _nested_views(buf, cell, D, H, num_layers, ndir):
 
 
 def test_weights_as_views_of_one_buffer_are_not_copied(rng):
+    # the estimators' entry (validated arguments) reads their flat buffer's views in place; the
+    # public entry keeps copies (test_weights_changed_after_forward_...)
     B, T, D, H = 2, 3, 2, 3
     n = _nested_views(None, "lstm", D, H, 2, 2)[1]
     buf = 0.5 * rng.standard_normal(n)
     weights = _nested_views(buf, "lstm", D, H, 2, 2)[0]
     x = rng.standard_normal((B, T, D))
-    _, _, tape = ops.recurrent_stack_forward(x, weights)
+    lengths = np.full(B, T, dtype=np.intp)
+    _, _, tape = stack._forward(stack.get_cell("lstm"), x, weights, lengths,
+                                _packing(lengths, B, T))
     for l in range(2):
         for d in range(2):
             cached = tape.caches[l][d]._arrays
@@ -402,6 +407,54 @@ def test_errors_name_the_argument(rng):
         ops.recurrent_stack_backward(tape, np.zeros((B, T, H)))
     with pytest.raises(ValueError, match=r"d_final_states must be a list over the 2 layers"):
         ops.recurrent_stack_backward(tape, None, [None])
+    with pytest.raises(ValueError, match=r"weights\[1\] must hold one entry per direction"):
+        f(x, [w[0], None])
+    for not_tuples in ([[1.0]], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match=r"weights\[0\]\[0\] must be a tuple"):
+            f(x, not_tuples)
+    nan_mask = np.ones((B, T, 2 * H))
+    nan_mask[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"masks\[1\] contains NaN"):
+        f(x, w, masks=[None, nan_mask])
+
+
+def test_weights_changed_after_forward_do_not_change_the_gradients(rng):
+    # the tape holds its own copy of the caller's weights, as the cell ops' caches do
+    x = rng.standard_normal((2, 4, 3))
+    w = _weights(rng, "lstm", 3, 2, 2, 2, np.float64)
+    dy = rng.standard_normal((2, 4, 4))
+    _, _, tape = ops.recurrent_stack_forward(x, w)
+    want = ops.recurrent_stack_backward(tape, dy)
+    _, _, tape = ops.recurrent_stack_forward(x, w)
+    for layer in w:
+        for params in layer:
+            for p in params:
+                p *= 2.0
+    got = ops.recurrent_stack_backward(tape, dy)
+    np.testing.assert_array_equal(got[0], want[0])
+    for g_layer, w_layer in zip(got[1], want[1]):
+        for g, ww in zip(g_layer, w_layer):
+            for a, b in zip(g, ww):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_register_cell_never_replaces_silently():
+    lstm = stack.get_cell("lstm")
+    with pytest.raises(ValueError, match="'lstm' is registered already"):
+        stack.register_cell(lstm)
+    with pytest.raises(ValueError, match="'lstm' is registered already"):
+        stack.register_cell(lstm, replace=True)
+    alias = stack.CellSpec("test_alias", 1, ("hidden",), ("h",), ("bias",),
+                           stack.get_cell("rnn_tanh").forward, stack.get_cell("rnn_tanh").backward,
+                           nonlinearity="tanh")
+    stack.register_cell(alias)
+    try:
+        with pytest.raises(ValueError, match="or pass replace=True"):
+            stack.register_cell(alias)
+        assert stack.register_cell(alias, replace=True) is alias
+    finally:
+        del stack._CELLS["test_alias"]
+    assert stack.get_cell("lstm") is lstm
 
 
 def test_docstring_examples():

@@ -32,6 +32,7 @@ from fastseq._recurrent.cells import (
     _float_array,
     _lstm_backward_impl,
     _lstm_forward_impl,
+    _owned,
     _packing,
     _rnn_backward_impl,
     _rnn_forward_impl,
@@ -108,10 +109,18 @@ class CellSpec:
 _CELLS = {}
 
 
-def register_cell(spec):
-    """Make ``spec`` available to the stack under ``spec.name`` (replacing any same-named)."""
+_BUILTIN_CELLS = ("lstm", "rnn_tanh", "rnn_relu")
+
+
+def register_cell(spec, *, replace=False):
+    """Make ``spec`` available to the stack under ``spec.name``. A registered name is replaced
+    only with ``replace=True``, and a built-in cell never (every estimator of the process uses
+    it)."""
     if not isinstance(spec, CellSpec):
         raise TypeError(f"register_cell needs a CellSpec, got {type(spec).__name__}")
+    if spec.name in _CELLS and (not replace or spec.name in _BUILTIN_CELLS):
+        raise ValueError(f"a cell named {spec.name!r} is registered already: choose another "
+                         "name" + ("" if spec.name in _BUILTIN_CELLS else " or pass replace=True"))
     _CELLS[spec.name] = spec
     return spec
 
@@ -313,8 +322,9 @@ def _backward(tape, dy=None, d_final_states=None, weight_grads_out=None, input_g
 
 
 # ---- public entry points (validation) ------------------------------------------------------------
-def _nested(value, L, ndir, name, what):
-    """Check `value` nests as [layer][direction] (or is None); returns it as nested lists."""
+def _nested(value, L, ndir, name, what, layers_optional=True):
+    """Check `value` nests as [layer][direction] (or is None; so may a layer be, if
+    ``layers_optional``); returns it as nested lists."""
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != L:
@@ -322,7 +332,7 @@ def _nested(value, L, ndir, name, what):
                          f"direction(s) of {what}, or None")
     out = []
     for l, layer in enumerate(value):
-        if layer is None:
+        if layer is None and layers_optional:
             out.append(None)
             continue
         if not isinstance(layer, (list, tuple)) or len(layer) != ndir:
@@ -384,8 +394,8 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
         ``weights[l][d]`` holds the cell's parameters in ``get_cell(cell).params`` order:
         ``(w_ih, w_hh, bias)`` for ``"lstm"`` and ``"rnn_*"`` (w_ih (gates H, D_l),
         w_hh (gates H, H), bias = PyTorch's b_ih + b_hh), with D_0 = D and D_l = ndir H.
-        Arrays are used in place (a C-contiguous view into a larger buffer is not copied);
-        do not modify them before the backward pass.
+        The tape keeps copies of arrays that share memory with them, so modifying the weights
+        before the backward pass does not change its gradients.
     cell : {"lstm", "rnn_tanh", "rnn_relu"} or CellSpec, default="lstm"
     lengths : array of int (B,), optional
         Length of each sequence, in [1, T]; outputs past it are zero and no work is spent on
@@ -449,8 +459,9 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
         raise ValueError(f"weights[0] must hold 1 (unidirectional) or 2 (bidirectional) "
                          f"parameter tuples, got {ndir}: weights nest as [layer][direction], "
                          f"e.g. [[(w_ih, w_hh, bias)]] for one unidirectional layer")
-    _nested(weights, L, ndir, "weights", f"{spec.params} tuples")
-    w_hh0 = np.asarray(first[0][1]) if len(first[0]) == n_par else None
+    _nested(weights, L, ndir, "weights", f"{spec.params} tuples", layers_optional=False)
+    w_hh0 = (np.asarray(first[0][1])
+             if isinstance(first[0], (list, tuple)) and len(first[0]) == n_par else None)
     if w_hh0 is None or w_hh0.ndim != 2 or w_hh0.shape[1] == 0:
         raise ValueError(f"weights[0][0] must be a tuple {spec.params} with w_hh of shape "
                          f"({spec.gates}*hidden_size, hidden_size)")
@@ -473,7 +484,9 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
                     raise ValueError(f"{label} must have shape {shape} (gates {spec.gates}, "
                                      f"hidden_size {H}, inputs = {src}), got {arr.shape}")
                 _check_finite(arr, label)
-                arrs.append(arr)
+                # the tape keeps its own copy of a caller's array, as the cell ops' caches do:
+                # changing the weights between forward and backward cannot change the gradients
+                arrs.append(_owned(arr, p))
             row.append(tuple(arrs))
         checked.append(row)
     _check_finite(x_arr, "x")
@@ -502,6 +515,8 @@ def recurrent_stack_forward(x, weights, cell="lstm", *, lengths=None, initial_st
             if m is not None and m.shape != (B, T, ndir * H):
                 raise ValueError(f"masks[{l}] must have shape {(B, T, ndir * H)} (layer {l}'s "
                                  f"input), got {m.shape}")
+            if m is not None:
+                _check_finite(m, f"masks[{l}]")
     packing = _packing(lens, B, T)
     return _forward(spec, x_arr, checked, lens, packing, states, float(dropout), rng, masks,
                     bool(keep_layer_outputs))
