@@ -30,6 +30,32 @@ int fs_cgls_max_threads(void)
  * Per-thread scalars (sumsq, usum: k each) and the row buffer e (k) live after all slices:
  * scal_t = work + (nthreads - 1) * p * k + t * 3 * k.  The driver sizes work accordingly:
  * (nthreads - 1) * p * k + nthreads * 3 * k doubles. */
+struct fs_cgls_slice {
+    ptrdiff_t i0, i1;        /* the thread's rows [i0, i1) of the n */
+    double *Tt;              /* its slice of T (thread 0 writes T itself), zeroed */
+    double *ssq, *usm, *e;   /* its sumsq and usum (zeroed) and its row buffer, k each */
+};
+
+FS_INLINE struct fs_cgls_slice fs_cgls_thread_slice(int tid, int nt, ptrdiff_t n, ptrdiff_t p,
+                                                    ptrdiff_t k, double *T, int nthreads,
+                                                    double *work)
+{
+    struct fs_cgls_slice s;
+    double *scal = work + (ptrdiff_t)(nthreads - 1) * p * k + (ptrdiff_t)tid * 3 * k;
+    s.i0 = n * tid / nt;
+    s.i1 = n * (tid + 1) / nt;
+    s.Tt = tid == 0 ? T : work + (ptrdiff_t)(tid - 1) * p * k;
+    s.ssq = scal;
+    s.usm = scal + k;
+    s.e = scal + 2 * k;
+    memset(s.Tt, 0, sizeof(double) * (size_t)(p * k));
+    for (ptrdiff_t l = 0; l < k; l++) {
+        s.ssq[l] = 0.0;
+        s.usm[l] = 0.0;
+    }
+    return s;
+}
+
 /* `nthreads` is the layout the slices were placed with (see the bodies in cgls_impl.h);
  * `team` <= nthreads is the number of threads OpenMP actually started (fewer under
  * OMP_THREAD_LIMIT, nesting or OMP_DYNAMIC): only their slices were written, but they sit at the

@@ -14,15 +14,9 @@ FS_INLINE void SFX(dense_rows_body)(int tid, int nt, ptrdiff_t n, ptrdiff_t p, p
                                     const double *w, double *T, int nthreads, double *work)
 {
     /* this thread's rows [i0, i1), its slice Tt of T, its scalars and row buffer */
-    const ptrdiff_t i0 = n * tid / nt, i1 = n * (tid + 1) / nt;
-    double *Tt = tid == 0 ? T : work + (ptrdiff_t)(tid - 1) * p * k;
-    double *scal = work + (ptrdiff_t)(nthreads - 1) * p * k + (ptrdiff_t)tid * 3 * k;
-    double *ssq = scal, *usm = scal + k, *e = scal + 2 * k;
-    memset(Tt, 0, sizeof(double) * (size_t)(p * k));
-    for (ptrdiff_t l = 0; l < k; l++) {
-        ssq[l] = 0.0;
-        usm[l] = 0.0;
-    }
+    const struct fs_cgls_slice sl = fs_cgls_thread_slice(tid, nt, n, p, k, T, nthreads, work);
+    const ptrdiff_t i0 = sl.i0, i1 = sl.i1;
+    double *Tt = sl.Tt, *ssq = sl.ssq, *usm = sl.usm, *e = sl.e;
     if (k == 1) {
         const double c0 = c[0];
         ptrdiff_t i = i0;
@@ -157,15 +151,9 @@ FS_INLINE void SFX(csr_rows)(int tid, int nt, ptrdiff_t n, ptrdiff_t p, ptrdiff_
                              const double *w, double *T, int nthreads, double *work)
 {
     /* this thread's rows [i0, i1), its slice Tt of T, its scalars and row buffer */
-    const ptrdiff_t i0 = n * tid / nt, i1 = n * (tid + 1) / nt;
-    double *Tt = tid == 0 ? T : work + (ptrdiff_t)(tid - 1) * p * k;
-    double *scal = work + (ptrdiff_t)(nthreads - 1) * p * k + (ptrdiff_t)tid * 3 * k;
-    double *ssq = scal, *usm = scal + k, *e = scal + 2 * k;
-    memset(Tt, 0, sizeof(double) * (size_t)(p * k));
-    for (ptrdiff_t l = 0; l < k; l++) {
-        ssq[l] = 0.0;
-        usm[l] = 0.0;
-    }
+    const struct fs_cgls_slice sl = fs_cgls_thread_slice(tid, nt, n, p, k, T, nthreads, work);
+    const ptrdiff_t i0 = sl.i0, i1 = sl.i1;
+    double *Tt = sl.Tt, *ssq = sl.ssq, *usm = sl.usm, *e = sl.e;
     if (k == 1) {
         const double c0 = c[0];
         double s_acc = 0.0, u_acc = 0.0;
